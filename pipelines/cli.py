@@ -1,0 +1,199 @@
+"""`kam`: the command line. Every command calls the same functions the Airflow DAG calls."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.config import ConfigError, Settings, load_config
+from pipelines.nightly import STEP_HELP, STEPS
+from pipelines.results import StepResult
+from pipelines.sources import SourceUnavailable
+
+console = Console()
+
+
+def _as_of(_ctx, _param, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD") from None
+
+
+as_of_option = click.option(
+    "--as-of", "as_of", required=True, callback=_as_of, metavar="YYYY-MM-DD",
+    help="The business date the run is for; every result is computed relative to it.",
+)
+config_option = click.option(
+    "--config", "config", default=None, metavar="PATH",
+    help="Configuration file (default: $KAM_CONFIG, else ./kam.yaml).",
+)
+
+
+def _settings(config: str | None) -> Settings:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """KAM, the key-account data platform: CRM + ERP + SCM → warehouse → customer pyramid → CRM."""
+
+
+@main.command("demo-data")
+@config_option
+@click.option("--customers", default=10_000, show_default=True, type=click.IntRange(100, 1_000_000),
+              help="Number of ERP customers to generate (≈30 order lines each).")
+@click.option("--as-of", "as_of", default="2026-11-22", show_default=True, callback=_as_of,
+              metavar="YYYY-MM-DD", help="Last day of the three years of generated history.")
+@click.option("--seed", default=42, show_default=True, help="Random seed; same seed, same data.")
+@click.option("--dirty-share", default=0.01, show_default=True, type=click.FloatRange(0, 0.5),
+              help="Share of deliberately dirty rows (duplicates, null keys, orphans, ...).")
+def demo_data(config: str | None, customers: int, as_of: date, seed: int, dirty_share: float) -> None:
+    """Generate the demo CRM, ERP and SCM databases at the configured source URLs."""
+    from pipelines.demo import generate_demo, write_demo, write_truth
+
+    settings = _settings(config)
+    started = time.perf_counter()
+    urls = {}
+    for system in ("crm", "erp", "scm"):
+        if system not in settings.config.sources:
+            raise click.ClickException(f"{settings.path}: sources.{system} is needed for the demo")
+        urls[system] = settings.source_url(system).render_as_string(hide_password=False)
+    with console.status(f"Generating {customers:,} customers of demo data…"):
+        systems = generate_demo(customers=customers, as_of=as_of, seed=seed, dirty_share=dirty_share)
+    with console.status("Writing the CRM, ERP and SCM databases…"):
+        counts = write_demo(systems, urls=urls)
+    truth = settings.base_dir / "demo" / "truth.parquet"
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    write_truth(systems, truth)
+    table = Table(title=f"Demo data as of {as_of} ({time.perf_counter() - started:.1f} s)")
+    table.add_column("system")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for (system, name), rows in sorted(counts.items()):
+        table.add_row(system, name, f"{rows:,}")
+    console.print(table)
+    console.print(f"Planted patterns (ground truth for tests): {truth}")
+
+
+def _run(steps: list[str], config: str | None, as_of: date) -> list[StepResult]:
+    settings = _settings(config)
+    results: list[StepResult] = []
+    started = time.perf_counter()
+    try:
+        for step in steps:
+            with console.status(f"[bold]{step}[/]: {STEP_HELP[step]}…") as status:
+                def on_table(name: str, rows: int, _status=status, _step=step) -> None:
+                    _status.update(f"[bold]{_step}[/]: {name} ({rows:,} rows)…")
+                    console.log(f"{_step}: {name} {rows:,} rows")
+
+                kwargs = {"on_table": on_table} if step in ("extract", "stage", "build") else {}
+                result = STEPS[step](settings, as_of, **kwargs)
+            results.append(result)
+            console.log(f"[green]✓[/] {step} done in {result.seconds:.1f} s")
+    except (ConfigError, SourceUnavailable, RuntimeError, FileNotFoundError) as exc:
+        _print_summary(results, settings, as_of, time.perf_counter() - started)
+        raise click.ClickException(f"step {step!r} failed: {exc}") from None
+    _print_summary(results, settings, as_of, time.perf_counter() - started)
+    return results
+
+
+def _print_summary(results: list[StepResult], settings: Settings, as_of: date, total: float) -> None:
+    steps = Table(title=f"KAM run for {as_of}")
+    for col, justify in (("step", "left"), ("tables", "right"), ("rows", "right"), ("seconds", "right")):
+        steps.add_column(col, justify=justify)
+    for r in results:
+        steps.add_row(r.step, str(len(r.rows)), f"{r.total_rows:,}", f"{r.seconds:.1f}")
+    steps.add_row("total", "", "", f"{total:.1f}", style="bold")
+    console.print(steps)
+    by_step = {r.step: r for r in results}
+    if "stage" in by_step:
+        quarantined = by_step["stage"].details.get("quarantined", {})
+        if quarantined:
+            console.print(
+                "Quarantined rows (see quarantine_<entity> tables): "
+                + ", ".join(f"{e} {n:,}" for e, n in quarantined.items())
+            )
+        matching = by_step["stage"].details.get("matching", {})
+        if matching:
+            match = Table(title="Customer matching across systems")
+            for col in ("system", "match", "records"):
+                match.add_column(col)
+            for (system, method), n in matching.items():
+                match.add_row(system, method, f"{n:,}")
+            console.print(match)
+    if "build" in by_step:
+        tiers = Table(title="Customer pyramid")
+        for col in ("tier", "target share", "customers", "actual share", "revenue share"):
+            tiers.add_column(col, justify="right" if col != "tier" else "left")
+        rows = by_step["build"].details["tiers"]
+        customers = sum(n for _, _, n, _ in rows) or 1
+        revenue = sum(r for _, _, _, r in rows) or 1.0
+        for name, share, n, rev in rows:
+            tiers.add_row(name, f"{share:.0%}", f"{n:,}", f"{n / customers:.2%}", f"{rev / revenue:.1%}")
+        console.print(tiers)
+    if "publish" in by_step:
+        p = by_step["publish"]
+        if p.details:
+            console.print(
+                f"Published to {p.details['target']}: {p.details['changed']:,} changed rows "
+                f"({p.rows['inserted']:,} inserted, {p.rows['updated']:,} updated, "
+                f"{p.rows['deleted']:,} deleted), {p.details['unchanged']:,} unchanged."
+            )
+    console.print(
+        f"Where to look: warehouse tables under [bold]{settings.warehouse_path}[/] "
+        "(raw/, staging/, marts/; `kam tables` lists them)."
+    )
+
+
+@main.command("run")
+@as_of_option
+@config_option
+def run(as_of: date, config: str | None) -> None:
+    """Run the whole nightly job: extract → stage → build → publish."""
+    _run(list(STEPS), config, as_of)
+
+
+def _step_command(step: str) -> None:
+    @main.command(step, help=f"Run only this step: {STEP_HELP[step]}.")
+    @as_of_option
+    @config_option
+    def command(as_of: date, config: str | None) -> None:
+        _run([step], config, as_of)
+
+
+for _step in STEPS:
+    _step_command(_step)
+
+
+@main.command("tables")
+@config_option
+def tables(config: str | None) -> None:
+    """List the warehouse tables with their layer, Delta version and row count."""
+    from pipelines.warehouse import Warehouse, layer_of
+
+    settings = _settings(config)
+    warehouse = Warehouse(settings.warehouse_path)
+    table = Table(title=f"Warehouse {settings.warehouse_path}")
+    for col in ("layer", "table", "version", "rows"):
+        table.add_column(col, justify="right" if col in ("version", "rows") else "left")
+    for name in warehouse.tables():
+        dt = warehouse.table(name)
+        rows = sum(a["num_records"] for a in dt.get_add_actions(flatten=True).to_pylist())
+        table.add_row(layer_of(name), name, str(dt.version()), f"{rows:,}")
+    console.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""`kam.yaml`: the one configuration file, validated on load.
+
+A config error found at 2 a.m. by the scheduler costs a night of data; found at load time it costs
+a minute. So the whole file is checked up front against the canonical model, and every error names
+the file, the key path and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import URL, make_url
+
+from pipelines.canonical import ENTITIES, REQUIRED_ENTITIES
+
+DEFAULT_CONFIG = "kam.yaml"
+CONFIG_ENV = "KAM_CONFIG"
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """A problem with kam.yaml, worded for the person who has to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    url: str | None = Field(None, description="SQLAlchemy URL (no passwords: use url_env)")
+    url_env: str | None = Field(None, description="environment variable holding the URL")
+
+    @model_validator(mode="after")
+    def _one_way_to_connect(self) -> SourceConfig:
+        if not self.url and not self.url_env:
+            raise ValueError("give either 'url' or 'url_env'")
+        if self.url:
+            try:
+                url = make_url(self.url)
+            except Exception as exc:  # sqlalchemy raises ArgumentError with a decent message
+                raise ValueError(f"not a SQLAlchemy URL: {exc}") from None
+            if url.password:
+                raise ValueError(
+                    "the URL contains a password; put the URL in an environment variable and "
+                    "name it with 'url_env' instead"
+                )
+        return self
+
+
+class ColumnSource(_Strict):
+    """A mapped column: a source column (optionally with a date format) or a SQL expression."""
+
+    column: str | None = None
+    format: str | None = Field(None, description="strptime format for text dates, e.g. %Y%m%d")
+    expr: str | None = Field(None, description="DuckDB SQL expression over the raw columns")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ColumnSource:
+        if bool(self.column) == bool(self.expr):
+            raise ValueError("give exactly one of 'column' or 'expr'")
+        return self
+
+
+class EntityMapping(_Strict):
+    source: str
+    table: str | None = None
+    query: str | None = None
+    columns: dict[str, ColumnSource]
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _plain_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"column": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> EntityMapping:
+        if bool(self.table) == bool(self.query):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        if self.table and not _IDENTIFIER.match(self.table):
+            raise ValueError(f"table {self.table!r} is not a plain table name; use 'query'")
+        return self
+
+
+class TierLevel(_Strict):
+    name: str
+    share: Annotated[float, Field(gt=0, le=1)]
+    key_account: bool = False
+
+
+class TierConfig(_Strict):
+    measure: Literal["revenue_12m", "gross_margin_12m", "orders_12m"] = "revenue_12m"
+    levels: list[TierLevel]
+
+    @model_validator(mode="after")
+    def _shares_cover_everyone(self) -> TierConfig:
+        total = sum(level.share for level in self.levels)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"tier shares must add up to 1.0, they add up to {total:g}")
+        names = [level.name for level in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique: {names}")
+        return self
+
+
+class AbcConfig(_Strict):
+    a: Annotated[float, Field(gt=0, lt=1)] = 0.80
+    b: Annotated[float, Field(gt=0, le=1)] = 0.95
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AbcConfig:
+        if not self.a < self.b:
+            raise ValueError(f"need a < b, got a={self.a} and b={self.b}")
+        return self
+
+
+class WarehouseConfig(_Strict):
+    path: str = "warehouse"
+
+
+class PublishConfig(_Strict):
+    target: str = Field(description="name of the source whose database receives the table")
+    table: str = "kam_account_tier"
+
+    @field_validator("table")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a valid table name")
+        return value
+
+
+class KamConfig(_Strict):
+    sources: dict[str, SourceConfig]
+    entities: dict[str, EntityMapping]
+    warehouse: WarehouseConfig = WarehouseConfig()
+    tiers: TierConfig
+    abc: AbcConfig = AbcConfig()
+    publish: PublishConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KamConfig:
+        problems: list[str] = []
+        for name in REQUIRED_ENTITIES:
+            if name not in self.entities:
+                problems.append(f"entities: the required entity {name!r} is not mapped")
+        for name, mapping in self.entities.items():
+            if name not in ENTITIES:
+                problems.append(
+                    f"entities.{name}: unknown entity; known: {', '.join(ENTITIES)}"
+                )
+                continue
+            if mapping.source not in self.sources:
+                problems.append(
+                    f"entities.{name}.source: {mapping.source!r} is not one of the sources "
+                    f"({', '.join(self.sources)})"
+                )
+            entity = ENTITIES[name]
+            for col in mapping.columns:
+                if col not in entity.columns:
+                    problems.append(
+                        f"entities.{name}.columns.{col}: not a column of {name}; "
+                        f"known: {', '.join(entity.columns)}"
+                    )
+            for col in entity.required_columns:
+                if col not in mapping.columns:
+                    problems.append(f"entities.{name}.columns: required column {col!r} is not mapped")
+            for col, src in mapping.columns.items():
+                if src.format and col in entity.columns and entity.columns[col].type not in (
+                    "date", "timestamp"
+                ):
+                    problems.append(
+                        f"entities.{name}.columns.{col}.format: only date and timestamp "
+                        "columns take a format"
+                    )
+        if self.publish and self.publish.target not in self.sources:
+            problems.append(
+                f"publish.target: {self.publish.target!r} is not one of the sources "
+                f"({', '.join(self.sources)})"
+            )
+        if self.publish and "account" not in self.entities:
+            problems.append("publish: needs the 'account' entity mapped (rows are per CRM account)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A loaded configuration plus where it came from (relative paths resolve against it)."""
+
+    config: KamConfig
+    path: Path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def warehouse_path(self) -> Path:
+        return _resolve(self.base_dir, self.config.warehouse.path)
+
+    def source_url(self, name: str) -> URL:
+        """The source's SQLAlchemy URL: from the environment when configured, else from the file."""
+        source = self.config.sources[name]
+        raw = None
+        if source.url_env:
+            raw = os.environ.get(source.url_env)
+            if not raw and not source.url:
+                raise ConfigError(
+                    f"{self.path}: sources.{name}.url_env: environment variable "
+                    f"{source.url_env} is not set"
+                )
+        raw = raw or source.url
+        url = make_url(raw)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            url = url.set(database=str(_resolve(self.base_dir, url.database)))
+        return url
+
+    @property
+    def mapped_entities(self) -> list[str]:
+        return list(self.config.entities)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            message = "required key is missing"
+        elif err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling)"
+        for part in message.split("; "):
+            lines.append(f"  {where}: {part}" if not part.startswith(("entities", "publish")) else f"  {part}")
+    return "\n".join(lines)
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).resolve()
+
+
+def load_config(path: str | os.PathLike | None = None) -> Settings:
+    """Load and validate kam.yaml (the argument, else $KAM_CONFIG, else ./kam.yaml)."""
+    file = config_path(path)
+    if not file.exists():
+        raise ConfigError(f"{file}: configuration file not found (set {CONFIG_ENV} or pass --config)")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping at the top level")
+    try:
+        return Settings(KamConfig.model_validate(data), file)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(file, exc)) from None

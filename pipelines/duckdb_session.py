@@ -1,0 +1,70 @@
+"""A DuckDB session over the warehouse: Delta tables exposed as views, results written back.
+
+Transforms are plain SQL files; this module is the edge that feeds them tables and takes their
+results, so the SQL never touches paths, and the warehouse module stays the only writer.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines import duck
+from pipelines.warehouse import Warehouse
+
+TRANSFORMS = Path(__file__).resolve().parent.parent / "transforms"
+
+
+def sql_file(layer: str, name: str) -> str | None:
+    path = TRANSFORMS / layer / f"{name}.sql"
+    return path.read_text() if path.exists() else None
+
+
+class Session:
+    def __init__(self, warehouse: Warehouse, as_of: date):
+        self.warehouse = warehouse
+        self.as_of = as_of
+        spill = warehouse.root / ".duckdb_tmp"
+        spill.mkdir(parents=True, exist_ok=True)
+        self.con = duck.connect()
+        self.con.execute(f"SET temp_directory = '{spill}'")
+        self.con.execute("SET preserve_insertion_order = false")
+        self.con.execute(f"SET VARIABLE as_of = DATE '{as_of.isoformat()}'")
+
+    def expose(self, table: str, alias: str | None = None, row_filter: str | None = None) -> None:
+        """Make a warehouse table queryable as `alias` (a lazy scan; filters push down)."""
+        dataset = self.warehouse.dataset(table)
+        name = alias or table
+        self.con.register(f"__ds_{name}", dataset)
+        where = f" WHERE {row_filter}" if row_filter else ""
+        self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM "__ds_{name}"{where}')
+
+    def materialize(self, name: str, sql: str) -> int:
+        self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
+        return self.count(name)
+
+    def count(self, name: str) -> int:
+        return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+
+    def reader(self, sql: str) -> pa.RecordBatchReader:
+        return self.con.execute(sql).fetch_record_batch(256_000)
+
+    def write(self, table: str, sql: str) -> int:
+        """Write a query's result to the warehouse as one commit; returns the Delta version."""
+        return self.warehouse.write(table, self.reader(sql))
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def duck(self) -> duckdb.DuckDBPyConnection:
+        return self.con

@@ -1,0 +1,183 @@
+"""Stage: typed, de-duplicated, checked canonical entities, and one customer id across systems.
+
+Each mapped entity goes through the same chain — project the source columns onto the canonical
+names and types, apply the entity's rules (`transforms/staging/stg_<entity>.sql`), keep the latest
+version per key, check foreign keys against the parents staged before it — and every row comes out
+either in `stg_<entity>` or in `quarantine_<entity>` with the reason. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import date
+
+from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES, build_order
+from pipelines.config import ColumnSource, ConfigError, EntityMapping, Settings
+from pipelines.duckdb_session import Session, sql_file
+from pipelines.extract import EXTRACT_DATE, raw_table_for
+from pipelines.results import StepResult
+from pipelines.warehouse import Warehouse
+
+REJECT = "_reject_reason"
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _source_expr(src: ColumnSource) -> str:
+    return f"({src.expr})" if src.expr else _q(src.column)
+
+
+def _typed_expr(raw: str, ctype: str, fmt: str | None) -> str:
+    sql_type = SQL_TYPES[ctype]
+    if ctype == "text":
+        return f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '')"
+    if fmt and ctype in ("date", "timestamp"):
+        return f"CAST(try_strptime(CAST({raw} AS VARCHAR), '{fmt}') AS {sql_type})"
+    if ctype == "date":
+        return f"CAST(TRY_CAST({raw} AS TIMESTAMP) AS DATE)"
+    return f"TRY_CAST({raw} AS {sql_type})"
+
+
+def typed_projection_sql(entity: str, mapping: EntityMapping, raw_view: str) -> str:
+    """SELECT the canonical columns, typed, plus `_problem` naming unparseable or missing values.
+
+    Unmapped optional columns come out as typed NULLs, so downstream SQL can rely on every
+    canonical column being there.
+    """
+    spec = ENTITIES[entity]
+    selects, problems = [], []
+    for name, column in spec.columns.items():
+        src = mapping.columns.get(name)
+        if src is None:
+            selects.append(f"CAST(NULL AS {SQL_TYPES[column.type]}) AS {_q(name)}")
+            continue
+        raw = _source_expr(src)
+        typed = _typed_expr(raw, column.type, src.format)
+        selects.append(f"{typed} AS {_q(name)}")
+        if column.type != "text":
+            problems.append(
+                f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN 'unparseable {name}' END"
+            )
+        if column.required:
+            problems.append(f"CASE WHEN {typed} IS NULL THEN 'missing {name}' END")
+    problem = f"NULLIF(concat_ws('; ', {', '.join(problems)}), '')" if problems else "NULL"
+    return f"SELECT {', '.join(selects)}, {problem} AS _problem FROM {_q(raw_view)}"
+
+
+def checked_entity_sql(entity: str, mapping: EntityMapping, raw_view: str, staged: set[str]) -> str:
+    """All rows of an entity with `_reject_reason` NULL for good rows, the first failure otherwise."""
+    spec = ENTITIES[entity]
+    columns = list(spec.columns)
+    rules = sql_file("staging", f"stg_{entity}") or "SELECT *, CAST(NULL AS VARCHAR) AS _rule FROM typed"
+    key = ", ".join(_q(k) for k in spec.key)
+    order = [f"{_q(spec.version_column)} DESC NULLS LAST"] if spec.version_column else []
+    order += [f"{_q(c)} NULLS LAST" for c in columns]
+    fk_checks = [
+        f"CASE WHEN r.{_q(col)} IS NOT NULL AND r.{_q(col)} NOT IN "
+        f"(SELECT {_q(pcol)} FROM {_q('stg_' + parent)}) THEN 'unknown {col}' END"
+        for col, parent, pcol in FOREIGN_KEYS.get(entity, [])
+        if parent in staged
+    ]
+    reasons = ["r._problem", "r._rule", "CASE WHEN r._dup > 1 THEN 'duplicate of a newer row' END", *fk_checks]
+    return f"""
+WITH typed AS ({typed_projection_sql(entity, mapping, raw_view)}),
+ruled AS ({rules}),
+ranked AS (
+    SELECT *,
+        CASE WHEN _problem IS NULL AND _rule IS NULL
+             THEN row_number() OVER (PARTITION BY {key}, (_problem IS NULL AND _rule IS NULL)
+                                     ORDER BY {', '.join(order)}) END AS _dup
+    FROM ruled
+)
+SELECT {', '.join('r.' + _q(c) for c in columns)}, COALESCE({', '.join(reasons)}) AS {REJECT}
+FROM ranked r
+"""
+
+
+def empty_entity_sql(entity: str) -> str:
+    """A typed, empty stand-in for an unmapped optional entity, so every transform still runs."""
+    cols = ", ".join(
+        f"CAST(NULL AS {SQL_TYPES[c.type]}) AS {_q(n)}" for n, c in ENTITIES[entity].columns.items()
+    )
+    return f"SELECT {cols} WHERE FALSE"
+
+
+def _latest_partition(warehouse: Warehouse, table: str, as_of: date) -> str:
+    dates = sorted(
+        p[EXTRACT_DATE] for p in (dict(x) for x in warehouse.table(table).partitions())
+        if p[EXTRACT_DATE] <= as_of.isoformat()
+    )
+    if not dates:
+        raise RuntimeError(
+            f"{table} has no extract on or before {as_of}; run `kam extract --as-of {as_of}` first"
+        )
+    return dates[-1]
+
+
+def _check_mapped_columns(settings: Settings, entity: str, mapping: EntityMapping, raw: str,
+                          available: list[str]) -> None:
+    missing = [
+        f"{name} <- {src.column}" for name, src in mapping.columns.items()
+        if src.column and src.column not in available
+    ]
+    if missing:
+        raise ConfigError(
+            f"{settings.path}: entities.{entity}: source columns not found in {mapping.source}."
+            f"{mapping.table or '(query)'} (raw table {raw}): {', '.join(missing)}; "
+            f"the source has: {', '.join(c for c in available if not c.startswith('_'))}"
+        )
+
+
+def stage(settings: Settings, as_of: date, *,
+          on_table: Callable[[str, int], None] | None = None) -> StepResult:
+    """Build every stg_* and quarantine_* table, then the cross-system customer xref."""
+    started = time.perf_counter()
+    warehouse = Warehouse(settings.warehouse_path)
+    result = StepResult("stage")
+    mapped = settings.mapped_entities
+    with Session(warehouse, as_of) as session:
+        staged: set[str] = set()
+        for entity in build_order(mapped):
+            mapping = settings.config.entities[entity]
+            raw = raw_table_for(entity, mapping).warehouse_name
+            partition = _latest_partition(warehouse, raw, as_of)
+            session.expose(raw, row_filter=f"{EXTRACT_DATE} = '{partition}'")
+            available = [c[0] for c in session.con.execute(f'DESCRIBE "{raw}"').fetchall()]
+            _check_mapped_columns(settings, entity, mapping, raw, available)
+            session.materialize(f"_checked_{entity}", checked_entity_sql(entity, mapping, raw, staged))
+            columns = ", ".join(_q(c) for c in ENTITIES[entity].columns)
+            good = session.materialize(
+                f"stg_{entity}", f"SELECT {columns} FROM _checked_{entity} WHERE {REJECT} IS NULL"
+            )
+            bad_sql = (
+                f"SELECT *, getvariable('as_of') AS as_of_date FROM _checked_{entity} "
+                f"WHERE {REJECT} IS NOT NULL"
+            )
+            session.write(f"stg_{entity}", f"SELECT * FROM stg_{entity}")
+            session.write(f"quarantine_{entity}", bad_sql)
+            bad = session.count(f"_checked_{entity}") - good
+            session.con.execute(f"DROP TABLE _checked_{entity}")
+            staged.add(entity)
+            result.rows[f"stg_{entity}"] = good
+            result.rows[f"quarantine_{entity}"] = bad
+            if bad:
+                result.details.setdefault("quarantined", {})[entity] = bad
+            if on_table:
+                on_table(f"stg_{entity}", good)
+        for entity in ENTITIES:
+            if entity not in staged:
+                session.materialize(f"stg_{entity}", empty_entity_sql(entity))
+        n = session.materialize("stg_customer_xref", sql_file("staging", "stg_customer_xref"))
+        session.write("stg_customer_xref", "SELECT * FROM stg_customer_xref ORDER BY system, source_key")
+        result.rows["stg_customer_xref"] = n
+        matching = session.con.execute(
+            "SELECT system, match_method, count(*) FROM stg_customer_xref GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        result.details["matching"] = {(s, m): c for s, m, c in matching}
+        if on_table:
+            on_table("stg_customer_xref", n)
+    result.seconds = time.perf_counter() - started
+    return result

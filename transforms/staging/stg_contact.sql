@@ -1,0 +1,4 @@
+-- stg_contact: one row per CRM contact.
+SELECT *,
+    CASE WHEN created_at > getvariable('as_of') THEN 'created_at after as-of date' END AS _rule
+FROM typed
