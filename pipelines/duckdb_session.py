@@ -50,7 +50,7 @@ class Session:
         return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
 
     def reader(self, sql: str) -> pa.RecordBatchReader:
-        return self.con.execute(sql).fetch_record_batch(256_000)
+        return self.con.execute(sql).to_arrow_reader(256_000)
 
     def write(self, table: str, sql: str) -> int:
         """Write a query's result to the warehouse as one commit; returns the Delta version."""

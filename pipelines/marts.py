@@ -49,13 +49,13 @@ def build(settings: Settings, as_of: date, *,
                 session.con.execute(f"CREATE TEMP VIEW stg_{entity} AS {empty_entity_sql(entity)}")
         session.expose("stg_customer_xref")
 
-        values = session.con.execute(sql_file("marts", "customer_value")).fetch_arrow_table()
+        values = session.con.execute(sql_file("marts", "customer_value")).to_arrow_table()
         values = add_tiers(values, settings).sort_by([("tier_rank", "ascending")])
         session.con.register("customer_value", values)
         session.warehouse.write("customer_value", values)
         result.rows["customer_value"] = values.num_rows
 
-        tiers = session.con.execute(sql_file("marts", "crm_account_tier")).fetch_arrow_table()
+        tiers = session.con.execute(sql_file("marts", "crm_account_tier")).to_arrow_table()
         session.warehouse.write("crm_account_tier", tiers)
         result.rows["crm_account_tier"] = tiers.num_rows
         if on_table:

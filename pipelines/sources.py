@@ -77,7 +77,7 @@ def _duckdb_sqlite(url: URL, table: str, batch_rows: int) -> Iterator[pa.RecordB
             # Probe one batch first: SQLite lets a column hold values of any type, and DuckDB
             # refuses mixed types unless told to read every column as text.
             con.execute(f"{sql} LIMIT 0")
-            reader = con.execute(sql).fetch_record_batch(batch_rows)
+            reader = con.execute(sql).to_arrow_reader(batch_rows)
         except duckdb.CatalogException as exc:
             raise SourceUnavailable(f"table {table!r} not found in {url.database}: {exc}") from None
         yield _checked(reader, con, sql, batch_rows)
@@ -93,7 +93,7 @@ def _checked(reader: pa.RecordBatchReader, con, sql: str, batch_rows: int) -> pa
         return pa.RecordBatchReader.from_batches(reader.schema, [])
     except (duckdb.Error, pa.ArrowInvalid):
         con.execute("SET sqlite_all_varchar = true")
-        return con.execute(sql).fetch_record_batch(batch_rows)
+        return con.execute(sql).to_arrow_reader(batch_rows)
 
     def batches():
         yield first
@@ -117,7 +117,7 @@ def _duckdb_postgres(url: URL, table: str | None, query: str | None,
             con.execute("SET VARIABLE kam_source_query = $q", {"q": query})
             sql = "SELECT * FROM postgres_query('src', getvariable('kam_source_query'))"
         try:
-            reader = con.execute(sql).fetch_record_batch(batch_rows)
+            reader = con.execute(sql).to_arrow_reader(batch_rows)
         except duckdb.CatalogException as exc:
             raise SourceUnavailable(f"table {table!r} not found in {safe_url(url)}: {exc}") from None
         yield reader

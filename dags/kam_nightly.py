@@ -1,0 +1,65 @@
+"""
+### kam_nightly — the nightly key-account run
+
+Extracts CRM, ERP and SCM into the raw layer, stages and checks the canonical entities, builds the
+marts (`customer_value`, `crm_account_tier`) and publishes changed tiers back into the CRM.
+The run's **logical date is the as-of date**: a backfill or re-run for a date gives that date's tables.
+
+* **Owner:** kam-data-eng
+* **Config:** `$KAM_CONFIG` (or the `config` param), default `kam.yaml`; source URLs from the env.
+* **When it fails:** the failed task's log names the step, source/table and reason. Every warehouse
+  table stays at its last good version; publish writes the CRM in one transaction. Fix the cause
+  and clear the failed task — each task is idempotent for its date. The same step runs by hand:
+  `kam <step> --as-of <logical date>`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+DEFAULT_ARGS = {"owner": "kam-data-eng", "retries": 2, "retry_delay": timedelta(minutes=5)}
+
+
+@dag(
+    dag_id="kam_nightly",
+    schedule="0 2 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params={"config": None},
+    tags=["kam", "nightly"],
+    doc_md=__doc__,
+)
+def kam_nightly():
+    @task
+    def extract(**context):
+        from pipelines.orchestration import run_task
+
+        return run_task("extract", context)
+
+    @task
+    def stage(**context):
+        from pipelines.orchestration import run_task
+
+        return run_task("stage", context)
+
+    @task
+    def build(**context):
+        from pipelines.orchestration import run_task
+
+        return run_task("build", context)
+
+    @task
+    def publish(**context):
+        from pipelines.orchestration import run_task
+
+        return run_task("publish", context)
+
+    extract() >> stage() >> build() >> publish()
+
+
+kam_nightly()

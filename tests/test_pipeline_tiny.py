@@ -1,0 +1,134 @@
+"""The whole path on three tiny hand-written SQLite sources, where every expected figure is known."""
+
+import sqlite3
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from pipelines.config import ConfigError, load_config
+from pipelines.nightly import run_nightly, run_step
+from pipelines.sources import SourceUnavailable
+from pipelines.warehouse import Warehouse
+from tests.tiny_sources import tiny_config, write_tiny_sources
+
+AS_OF = date(2026, 6, 30)
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    write_tiny_sources(tmp_path)
+    return tmp_path
+
+
+def _rows(warehouse, table, key):
+    return {r[key]: r for r in warehouse.read(table).to_pylist()}
+
+
+def test_figures_tiers_and_matching_on_known_rows(tiny):
+    results = {r.step: r for r in run_nightly(AS_OF, str(tiny_config(tiny)))}
+    wh = Warehouse(tiny / "warehouse")
+    value = _rows(wh, "customer_value", "customer_id")
+    assert value["1000001"]["revenue_12m"] == Decimal("1900.00")   # 10*100 + 5*200*0.9
+    assert value["1000001"]["gross_margin_12m"] == Decimal("550.00")
+    assert value["1000001"]["orders_12m"] == 2
+    assert value["1000003"]["revenue_12m"] == Decimal("300.00")    # the negative line is not counted
+    assert value["1000004"]["revenue_12m"] == 0                    # ordered 18 months ago
+    assert value["1000004"]["last_order_date"] == date(2025, 1, 1)
+    assert value["1000005"]["revenue_12m"] == 0                    # only a cancelled order
+    assert "1000006" not in value                                  # created after the as-of date
+    assert [value[c]["tier"] for c in sorted(value)] == ["Gold", "Silver", "Silver", "Bronze", "Bronze"]
+    assert value["1000001"]["key_account"] and not value["1000002"]["key_account"]
+
+    xref = {(r["system"], r["source_key"]): r for r in wh.read("stg_customer_xref").to_pylist()}
+    assert xref[("crm", "001B")]["customer_id"] == "1000002"       # by name, no ERP number
+    assert xref[("crm", "001C")]["customer_id"] == "1000003"       # wrong number corrected by name
+    assert xref[("crm", "001E")]["customer_id"] is None
+    assert xref[("scm", "C01")]["customer_id"] == "1000001"
+    assert results["stage"].details["matching"][("crm", "unmatched: erp number unknown, no name match")] == 1
+
+    with sqlite3.connect(tiny / "crm.db") as crm:
+        published = dict(crm.execute("SELECT crm_account_id, tier FROM kam_account_tier").fetchall())
+    assert published == {"001A": "Gold", "001B": "Silver", "001C": "Silver", "001D": "Bronze"}
+
+
+def test_every_bad_row_is_quarantined_with_its_reason_and_nothing_is_lost(tiny):
+    results = {r.step: r for r in run_nightly(AS_OF, str(tiny_config(tiny)), steps=["extract", "stage"])}
+    wh = Warehouse(tiny / "warehouse")
+    reasons = {
+        entity: sorted(r["_reject_reason"] for r in wh.read(f"quarantine_{entity}").to_pylist())
+        for entity in ("customer", "order", "order_line")
+    }
+    assert reasons["customer"] == ["created_at after as-of date"]
+    assert reasons["order"] == [
+        "missing customer_id", "order_date after as-of date",
+        "unknown customer_id", "unparseable order_date; missing order_date",
+    ]
+    assert reasons["order_line"] == ["duplicate of a newer row", "quantity not positive", "unknown order_id"]
+    rows = results["stage"].rows
+    for entity, raw in (("customer", "raw_erp__customers"), ("order", "raw_erp__sales_orders"),
+                        ("order_line", "raw_erp__sales_order_lines")):
+        assert results["extract"].rows[raw] == rows[f"stg_{entity}"] + rows[f"quarantine_{entity}"]
+
+
+def test_only_the_required_entities_mapped_still_builds_customer_value(tiny):
+    config = tiny_config(tiny, with_optional=False)
+    run_nightly(AS_OF, str(config), steps=["extract", "stage", "build"])
+    value = _rows(Warehouse(tiny / "warehouse"), "customer_value", "customer_id")
+    assert value["1000001"]["revenue_12m"] == Decimal("1900.00")
+    assert value["1000001"]["gross_margin_12m"] is None  # no product costs without products
+    assert value["1000001"]["crm_accounts"] == 0
+
+
+def test_a_second_run_for_the_same_date_changes_nothing(tiny):
+    config = str(tiny_config(tiny))
+    run_nightly(AS_OF, config)
+    wh = Warehouse(tiny / "warehouse")
+    before = {t: sorted(map(str, wh.read(t).to_pylist())) for t in wh.tables()}
+    with sqlite3.connect(tiny / "crm.db") as crm:
+        crm_before = crm.execute("SELECT * FROM kam_account_tier ORDER BY 1").fetchall()
+    again = {r.step: r for r in run_nightly(AS_OF, config)}
+    assert again["publish"].details["changed"] == 0
+    assert {t: sorted(map(str, wh.read(t).to_pylist())) for t in wh.tables()} == before
+    with sqlite3.connect(tiny / "crm.db") as crm:
+        assert crm.execute("SELECT * FROM kam_account_tier ORDER BY 1").fetchall() == crm_before
+
+
+def test_publish_writes_only_changed_rows(tiny):
+    config = str(tiny_config(tiny))
+    run_nightly(AS_OF, config)
+    with sqlite3.connect(tiny / "erp.db") as erp:  # Borealis buys big: moves to the top tier
+        erp.execute("INSERT INTO sales_orders VALUES (11, '1000002', '20260601', 'INVOICED')")
+        erp.execute("INSERT INTO sales_order_lines VALUES (11, 1, 'P1', 100, 100.0, 0.0)")
+    result = {r.step: r for r in run_nightly(AS_OF, config)}["publish"]
+    # Borealis up to Gold, Acme down to Silver, Cobalt from ABC class B to C; Delta unchanged.
+    assert result.rows == {"inserted": 0, "updated": 3, "deleted": 0}
+    with sqlite3.connect(tiny / "crm.db") as crm:
+        assert dict(crm.execute("SELECT crm_account_id, tier FROM kam_account_tier")) == {
+            "001A": "Silver", "001B": "Gold", "001C": "Silver", "001D": "Bronze"}
+        abc = dict(crm.execute("SELECT crm_account_id, abc_class FROM kam_account_tier"))
+    assert abc == {"001A": "A", "001B": "A", "001C": "C", "001D": "C"}
+
+
+def test_a_mapped_column_missing_in_the_source_is_named_before_anything_is_staged(tiny):
+    config = tiny_config(tiny)
+    with sqlite3.connect(tiny / "erp.db") as erp:
+        erp.execute("ALTER TABLE sales_orders RENAME COLUMN status TO order_status")
+    run_step("extract", AS_OF, str(config))
+    with pytest.raises(ConfigError, match=r"entities.order: .*erp.sales_orders.*status <- status"):
+        run_step("stage", AS_OF, str(config))
+    assert not Warehouse(tiny / "warehouse").exists("stg_order")
+
+
+def test_a_missing_source_database_is_a_clear_error(tiny):
+    config = tiny_config(tiny)
+    (tiny / "scm.db").unlink()
+    with pytest.raises(SourceUnavailable, match="scm.db does not exist"):
+        run_step("extract", AS_OF, str(config))
+
+
+def test_stage_without_an_extract_says_what_to_run(tiny):
+    config = tiny_config(tiny)
+    run_step("extract", AS_OF, str(config))
+    with pytest.raises(RuntimeError, match="no extract on or before 2026-06-01"):
+        run_step("stage", date(2026, 6, 1), load_config(config))
