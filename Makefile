@@ -1,0 +1,115 @@
+# KAM: the two commands. On a fresh machine with Python 3.11 and make:
+#   make demo   set everything up, generate the embedded demo and run the nightly job on it
+#   make test   set everything up (incl. a PostgreSQL from Debian) and run the whole test suite
+# CI runs `.ci/run`, which is exactly `make test`.
+
+PYTHON        ?= python3
+UV_VERSION    ?= 0.13.9
+TOOLS         ?= .tools
+DEMO_DIR      ?= demo
+WAREHOUSE_DIR ?= warehouse
+AIRFLOW_HOME  ?= $(CURDIR)/.airflow
+CUSTOMERS     ?= 10000
+AS_OF         ?= 2026-11-22
+PYTEST_ARGS   ?=
+
+# `setup` syncs .venv from the lock, so the other targets run in it as it is.
+UV     := $(TOOLS)/bin/uv
+UV_RUN := $(UV) run --no-sync
+
+# Copy instead of hard-linking from uv's cache (no warning when the cache is on another disk),
+# and never fetch a managed Python: use $(PYTHON).
+export UV_LINK_MODE ?= copy
+export UV_PYTHON_DOWNLOADS ?= never
+
+# PostgreSQL's server binaries (Debian: /usr/lib/postgresql/<major>/bin); the tests start their own.
+PG_BINDIR_GLOB ?= /usr/lib/postgresql/*/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
+
+.DEFAULT_GOAL := help
+.PHONY: help setup postgres test demo bench lint airflow clean
+
+help: ## list the targets
+	@echo "KAM make targets:"
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-9s %s\n", $$1, $$2}'
+	@echo "Variables: PYTHON=$(PYTHON) PYTEST_ARGS='...' CUSTOMERS=$(CUSTOMERS) AS_OF=$(AS_OF)"
+
+setup: $(TOOLS)/.uv-$(UV_VERSION) ## install uv into .tools, then the locked environment into .venv
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+
+# uv lives in its own small venv: `uv sync` would remove it from .venv (it is not in the lock).
+# Debian's python3 has no ensurepip unless python3-venv is installed; then pip is fetched from PyPI.
+$(TOOLS)/.uv-$(UV_VERSION):
+	@set -e; \
+	if [ ! -x $(TOOLS)/bin/python ]; then \
+	  rm -rf $(TOOLS); \
+	  if ! $(PYTHON) -m venv $(TOOLS) >/dev/null 2>&1; then \
+	    echo "$(PYTHON) -m venv has no ensurepip; fetching pip from PyPI"; \
+	    rm -rf $(TOOLS); $(PYTHON) -m venv --without-pip $(TOOLS); \
+	  fi; \
+	fi; \
+	if [ ! -x $(TOOLS)/bin/pip ]; then \
+	  whl=$$($(TOOLS)/bin/python -c "$$FETCH_PIP_WHEEL" $(TOOLS)); \
+	  $(TOOLS)/bin/python $$whl/pip install -q --disable-pip-version-check $$whl; \
+	  rm -f $$whl; \
+	fi; \
+	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION); \
+	rm -f $(TOOLS)/.uv-*; touch $@
+	@$(UV) --version
+
+define FETCH_PIP_WHEEL
+import json, os, sys, urllib.parse, urllib.request
+index = "https://pypi.org/pypi/pip/json"
+meta = json.load(urllib.request.urlopen(index, timeout=60))
+url = next(f["url"] for f in meta["urls"] if f["packagetype"] == "bdist_wheel")
+url = urllib.parse.urljoin(index, url)
+path = os.path.join(sys.argv[1], os.path.basename(urllib.parse.urlparse(url).path))
+urllib.request.urlretrieve(url, path)
+print(path)
+endef
+export FETCH_PIP_WHEEL
+
+# Installs without Debian's default "main" cluster, so no server is created or started: the tests
+# initdb and start their own throwaway server (tests/postgres_server.py).
+postgres: ## install PostgreSQL server binaries from Debian if missing (starts no server)
+	@if ls $(PG_BINDIR_GLOB)/pg_ctl >/dev/null 2>&1; then \
+	  echo "PostgreSQL found: $$(ls -d $(PG_BINDIR_GLOB) | sort -V | tail -n 1)"; exit 0; \
+	fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "PostgreSQL server binaries not found under $(PG_BINDIR_GLOB) and this is not a Debian-like system."; \
+	  echo "Install PostgreSQL >= 13 yourself and point KAM_TEST_PG_BINDIR at its bin folder."; exit 1; \
+	fi; \
+	if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
+	  echo "PostgreSQL is missing and installing it needs root: run 'make postgres' as root (no sudo here)."; exit 1; \
+	fi; \
+	set -ex; \
+	$(APT) update; \
+	$(APT) install postgresql-common; \
+	$(SUDO) sed -ri 's/^#?\s*create_main_cluster\b.*/create_main_cluster = false/' \
+	  /etc/postgresql-common/createcluster.conf; \
+	$(APT) install postgresql; \
+	ls -d $(PG_BINDIR_GLOB)
+
+test: setup postgres ## set up, then run the whole test suite (PYTEST_ARGS='-k x' passes through)
+	$(UV_RUN) pytest $(PYTEST_ARGS)
+
+demo: setup ## set up, generate the demo sources and run the nightly job on them
+	$(UV_RUN) kam demo-data --customers $(CUSTOMERS) --as-of $(AS_OF)
+	$(UV_RUN) kam run --as-of $(AS_OF)
+
+bench: setup ## set up, then run the nightly benchmark
+	$(UV_RUN) python benchmarks/nightly.py
+
+lint: setup ## ruff check
+	$(UV_RUN) ruff check .
+
+airflow: setup ## run Airflow 3 standalone on http://localhost:8080 with ./dags (home: ./.airflow)
+	AIRFLOW_HOME=$(AIRFLOW_HOME) \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	$(UV_RUN) airflow standalone
+
+clean: ## remove the environments, the demo data and the warehouse
+	rm -rf .venv $(TOOLS) $(DEMO_DIR) $(WAREHOUSE_DIR) .pytest_cache .ruff_cache
