@@ -40,36 +40,17 @@ setup: $(TOOLS)/.uv-$(UV_VERSION) ## install uv into .tools, then the locked env
 	$(UV) sync --frozen --all-extras --python $(PYTHON)
 
 # uv lives in its own small venv: `uv sync` would remove it from .venv (it is not in the lock).
-# Debian's python3 has no ensurepip unless python3-venv is installed; then pip is fetched from PyPI.
 $(TOOLS)/.uv-$(UV_VERSION):
 	@set -e; \
-	if [ ! -x $(TOOLS)/bin/python ]; then \
-	  rm -rf $(TOOLS); \
-	  if ! $(PYTHON) -m venv $(TOOLS) >/dev/null 2>&1; then \
-	    echo "$(PYTHON) -m venv has no ensurepip; fetching pip from PyPI"; \
-	    rm -rf $(TOOLS); $(PYTHON) -m venv --without-pip $(TOOLS); \
-	  fi; \
-	fi; \
 	if [ ! -x $(TOOLS)/bin/pip ]; then \
-	  whl=$$($(TOOLS)/bin/python -c "$$FETCH_PIP_WHEEL" $(TOOLS)); \
-	  $(TOOLS)/bin/python $$whl/pip install -q --disable-pip-version-check $$whl; \
-	  rm -f $$whl; \
+	  rm -rf $(TOOLS); \
+	  $(PYTHON) -m venv $(TOOLS) || { \
+	    echo "$(PYTHON) -m venv failed: on Debian/Ubuntu install python3-venv (apt-get install python3-venv)"; \
+	    exit 1; }; \
 	fi; \
 	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION); \
 	rm -f $(TOOLS)/.uv-*; touch $@
 	@$(UV) --version
-
-define FETCH_PIP_WHEEL
-import json, os, sys, urllib.parse, urllib.request
-index = "https://pypi.org/pypi/pip/json"
-meta = json.load(urllib.request.urlopen(index, timeout=60))
-url = next(f["url"] for f in meta["urls"] if f["packagetype"] == "bdist_wheel")
-url = urllib.parse.urljoin(index, url)
-path = os.path.join(sys.argv[1], os.path.basename(urllib.parse.urlparse(url).path))
-urllib.request.urlretrieve(url, path)
-print(path)
-endef
-export FETCH_PIP_WHEEL
 
 # Installs without Debian's default "main" cluster, so no server is created or started: the tests
 # initdb and start their own throwaway server (tests/postgres_server.py).
