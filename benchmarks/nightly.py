@@ -73,7 +73,8 @@ def main() -> None:
     print("\ncustomers   " + "  ".join(f"{s:>16}" for s in STEPS) + "   nightly total")
     for r in results:
         cells = [f"{r['steps'][s]['seconds']:>7.1f}s {r['steps'][s]['peak_rss_mib']:>5}M" for s in STEPS]
-        print(f"{r['customers']:>9,}   " + "  ".join(f"{c:>16}" for c in cells) + f"   {r['nightly_seconds']:>8.1f}s")
+        row = "  ".join(f"{c:>16}" for c in cells)
+        print(f"{r['customers']:>9,}   {row}   {r['nightly_seconds']:>8.1f}s")
     stamp = time.strftime("%Y%m%dT%H%M%S")
     (OUT / f"nightly-{stamp}.json").write_text(json.dumps(results, indent=2))
 

@@ -52,7 +52,7 @@ def _cols(**columns: Column) -> dict[str, Column]:
     return dict(columns)
 
 
-T, I, F, M, Q, R, D, TS, B = (
+T, INT, F, M, Q, R, D, TS, B = (
     "text", "int", "float", "money", "quantity", "ratio", "date", "timestamp", "bool",
 )
 
@@ -66,7 +66,7 @@ ENTITIES: dict[str, Entity] = {
                 customer_id=Column(T, True, "the system-of-record customer number"),
                 name=Column(T, True),
                 country=Column(T), city=Column(T), industry=Column(T),
-                payment_terms_days=Column(I), credit_limit=Column(M),
+                payment_terms_days=Column(INT), credit_limit=Column(M),
                 created_at=Column(D), updated_at=Column(D),
             ),
         ),
@@ -108,7 +108,7 @@ ENTITIES: dict[str, Entity] = {
             "order_line", "one row per sales order line", key=("order_id", "line_no"),
             required=True, version_column="updated_at", depends_on=("order", "product"),
             columns=_cols(
-                order_id=Column(T, True), line_no=Column(I, True), product_id=Column(T),
+                order_id=Column(T, True), line_no=Column(INT, True), product_id=Column(T),
                 quantity=Column(Q, True), unit_price=Column(M, True), discount=Column(R),
                 updated_at=Column(D),
             ),
@@ -153,7 +153,7 @@ ENTITIES: dict[str, Entity] = {
             columns=_cols(
                 case_id=Column(T, True), account_id=Column(T, True), case_type=Column(T),
                 is_complaint=Column(B), priority=Column(T), status=Column(T),
-                opened_at=Column(TS, True), closed_at=Column(TS), satisfaction=Column(I),
+                opened_at=Column(TS, True), closed_at=Column(TS), satisfaction=Column(INT),
                 updated_at=Column(TS),
             ),
         ),

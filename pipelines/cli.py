@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from datetime import date, datetime
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -124,6 +123,12 @@ def _print_summary(results: list[StepResult], settings: Settings, as_of: date, t
             console.print(
                 "Quarantined rows (see quarantine_<entity> tables): "
                 + ", ".join(f"{e} {n:,}" for e, n in quarantined.items())
+            )
+        nulled = by_step["stage"].details.get("nulled", {})
+        if nulled:
+            console.print(
+                "Rows kept with an unparseable optional value set to NULL: "
+                + ", ".join(f"{e} {n:,}" for e, n in nulled.items())
             )
         matching = by_step["stage"].details.get("matching", {})
         if matching:

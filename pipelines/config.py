@@ -245,7 +245,9 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
         elif err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling)"
         for part in message.split("; "):
-            lines.append(f"  {where}: {part}" if not part.startswith(("entities", "publish")) else f"  {part}")
+            # Cross-key problems already name their key path; others get the pydantic location.
+            named = part.startswith(("entities", "publish"))
+            lines.append(f"  {part}" if named else f"  {where}: {part}")
     return "\n".join(lines)
 
 

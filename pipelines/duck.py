@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import duckdb
+from sqlalchemy.engine import URL
 
 _EXTENSION_PACKAGES = {
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
@@ -42,3 +43,27 @@ def connect(*extensions: str, threads: int | None = None) -> duckdb.DuckDBPyConn
     for name in extensions:
         con.execute(f"LOAD '{extension_path(name)}'")
     return con
+
+
+def sql_literal(value: str) -> str:
+    """A SQL string literal, for statements that take no bound parameters (ATTACH)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def libpq_dsn(url: URL) -> str:
+    """A SQLAlchemy PostgreSQL URL as a libpq connection string (what DuckDB's ATTACH takes)."""
+    parts = {
+        "host": url.host, "port": url.port, "dbname": url.database,
+        "user": url.username, "password": url.password,
+    }
+    parts.update({k: v for k, v in url.query.items() if isinstance(v, str)})
+
+    def quote(value) -> str:
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return " ".join(f"{k}={quote(v)}" for k, v in parts.items() if v not in (None, ""))
+
+
+def attach_postgres(con: duckdb.DuckDBPyConnection, url: URL, alias: str, *, read_only: bool) -> None:
+    mode = ", READ_ONLY" if read_only else ""
+    con.execute(f"ATTACH {sql_literal(libpq_dsn(url))} AS {alias} (TYPE postgres{mode})")

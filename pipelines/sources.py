@@ -26,18 +26,6 @@ class SourceUnavailable(RuntimeError):
     """The source database cannot be reached or opened; nothing was written."""
 
 
-def _libpq_dsn(url: URL) -> str:
-    parts = {
-        "host": url.host or "localhost",
-        "port": url.port or 5432,
-        "dbname": url.database,
-        "user": url.username,
-        "password": url.password,
-    }
-    parts.update({k: v for k, v in url.query.items() if isinstance(v, str)})
-    return " ".join(f"{k}='{v}'" for k, v in parts.items() if v not in (None, ""))
-
-
 def safe_url(url: URL) -> str:
     """The URL as it may appear in logs and messages: never with its password."""
     return url.render_as_string(hide_password=True)
@@ -71,7 +59,7 @@ def _duckdb_sqlite(url: URL, table: str, batch_rows: int) -> Iterator[pa.RecordB
         raise SourceUnavailable(f"SQLite database {url.database} does not exist")
     con = duck.connect("sqlite_scanner")
     try:
-        con.execute(f"ATTACH '{url.database}' AS src (TYPE sqlite, READ_ONLY)")
+        con.execute(f"ATTACH {duck.sql_literal(url.database)} AS src (TYPE sqlite, READ_ONLY)")
         sql = f'SELECT * FROM src."{table}"'
         try:
             # Probe one batch first: SQLite lets a column hold values of any type, and DuckDB
@@ -108,7 +96,7 @@ def _duckdb_postgres(url: URL, table: str | None, query: str | None,
     con = duck.connect("postgres_scanner")
     try:
         try:
-            con.execute("ATTACH $dsn AS src (TYPE postgres, READ_ONLY)", {"dsn": _libpq_dsn(url)})
+            duck.attach_postgres(con, url, "src", read_only=True)
         except duckdb.Error as exc:
             raise SourceUnavailable(f"cannot connect to {safe_url(url)}: {exc}") from None
         if table:

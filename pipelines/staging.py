@@ -42,13 +42,15 @@ def _typed_expr(raw: str, ctype: str, fmt: str | None) -> str:
 
 
 def typed_projection_sql(entity: str, mapping: EntityMapping, raw_view: str) -> str:
-    """SELECT the canonical columns, typed, plus `_problem` naming unparseable or missing values.
+    """SELECT the canonical columns, typed, plus `_problem` (why the row cannot be used) and
+    `_nulled` (optional values that did not parse and were set to NULL).
 
-    Unmapped optional columns come out as typed NULLs, so downstream SQL can rely on every
-    canonical column being there.
+    A row is rejected only for its required columns: a customer with an unreadable founding date
+    is still a customer, and rejecting it would orphan every order it placed. Unmapped optional
+    columns come out as typed NULLs, so downstream SQL can rely on every canonical column.
     """
     spec = ENTITIES[entity]
-    selects, problems = [], []
+    selects, problems, nulled = [], [], []
     for name, column in spec.columns.items():
         src = mapping.columns.get(name)
         if src is None:
@@ -58,13 +60,18 @@ def typed_projection_sql(entity: str, mapping: EntityMapping, raw_view: str) -> 
         typed = _typed_expr(raw, column.type, src.format)
         selects.append(f"{typed} AS {_q(name)}")
         if column.type != "text":
-            problems.append(
-                f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN 'unparseable {name}' END"
-            )
+            unparseable = f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN 'unparseable {name}' END"
+            (problems if column.required else nulled).append(unparseable)
         if column.required:
             problems.append(f"CASE WHEN {typed} IS NULL THEN 'missing {name}' END")
-    problem = f"NULLIF(concat_ws('; ', {', '.join(problems)}), '')" if problems else "NULL"
-    return f"SELECT {', '.join(selects)}, {problem} AS _problem FROM {_q(raw_view)}"
+    return (
+        f"SELECT {', '.join(selects)}, {_reasons(problems)} AS _problem, {_reasons(nulled)} AS _nulled "
+        f"FROM {_q(raw_view)}"
+    )
+
+
+def _reasons(cases: list[str]) -> str:
+    return f"NULLIF(concat_ws('; ', {', '.join(cases)}), '')" if cases else "CAST(NULL AS VARCHAR)"
 
 
 def checked_entity_sql(entity: str, mapping: EntityMapping, raw_view: str, staged: set[str]) -> str:
@@ -81,7 +88,8 @@ def checked_entity_sql(entity: str, mapping: EntityMapping, raw_view: str, stage
         for col, parent, pcol in FOREIGN_KEYS.get(entity, [])
         if parent in staged
     ]
-    reasons = ["r._problem", "r._rule", "CASE WHEN r._dup > 1 THEN 'duplicate of a newer row' END", *fk_checks]
+    duplicate = "CASE WHEN r._dup > 1 THEN 'duplicate of a newer row' END"
+    reasons = ["r._problem", "r._rule", duplicate, *fk_checks]
     return f"""
 WITH typed AS ({typed_projection_sql(entity, mapping, raw_view)}),
 ruled AS ({rules}),
@@ -92,7 +100,8 @@ ranked AS (
                                      ORDER BY {', '.join(order)}) END AS _dup
     FROM ruled
 )
-SELECT {', '.join('r.' + _q(c) for c in columns)}, COALESCE({', '.join(reasons)}) AS {REJECT}
+SELECT {', '.join('r.' + _q(c) for c in columns)}, COALESCE({', '.join(reasons)}) AS {REJECT},
+       r._nulled
 FROM ranked r
 """
 
@@ -159,6 +168,11 @@ def stage(settings: Settings, as_of: date, *,
             session.write(f"stg_{entity}", f"SELECT * FROM stg_{entity}")
             session.write(f"quarantine_{entity}", bad_sql)
             bad = session.count(f"_checked_{entity}") - good
+            nulled = session.con.execute(
+                f"SELECT count(*) FROM _checked_{entity} WHERE {REJECT} IS NULL AND _nulled IS NOT NULL"
+            ).fetchone()[0]
+            if nulled:
+                result.details.setdefault("nulled", {})[entity] = nulled
             session.con.execute(f"DROP TABLE _checked_{entity}")
             staged.add(entity)
             result.rows[f"stg_{entity}"] = good

@@ -1,7 +1,7 @@
 """Rules every DAG must follow, and a real `dag.test()` of the nightly DAG on demo data."""
 
 import ast
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -56,7 +56,7 @@ def test_kam_nightly_runs_green_under_dag_test_on_the_demo_data(dagbag, demo_wor
     migrate_metadata_db()
     monkeypatch.setenv("KAM_CONFIG", str(demo_workspace.config))
     dag = dagbag.dags["kam_nightly"]
-    run = dag.test(logical_date=datetime(2026, 11, 22, tzinfo=timezone.utc))
+    run = dag.test(logical_date=datetime(2026, 11, 22, tzinfo=UTC))
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert run.state == "success", states
     assert set(states.values()) == {"success"}

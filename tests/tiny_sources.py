@@ -62,7 +62,8 @@ def write_tiny_sources(folder: Path) -> dict[str, Path]:
     for path in paths.values():
         path.unlink(missing_ok=True)
     with sqlite3.connect(paths["erp"]) as erp:
-        erp.execute("CREATE TABLE customers (customer_no TEXT, name TEXT, created_on CHAR(8), changed_on CHAR(8))")
+        erp.execute("CREATE TABLE customers (customer_no TEXT, name TEXT, created_on CHAR(8), "
+                    "changed_on CHAR(8))")
         erp.executemany("INSERT INTO customers VALUES (?, ?, ?, ?)", [(*c, c[2]) for c in ERP_CUSTOMERS])
         erp.execute("CREATE TABLE products (product_no TEXT, description TEXT, product_line TEXT, "
                     "unit_cost NUMERIC(12,2), list_price NUMERIC(12,2))")
