@@ -7,6 +7,8 @@ import time
 from datetime import date, datetime
 
 import click
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 from rich.console import Console
 from rich.table import Table
 
@@ -195,7 +197,8 @@ def tables(config: str | None) -> None:
         table.add_column(col, justify="right" if col in ("version", "rows") else "left")
     for name in warehouse.tables():
         dt = warehouse.table(name)
-        rows = sum(a["num_records"] for a in dt.get_add_actions(flatten=True).to_pylist())
+        actions = pa.table(dt.get_add_actions(flatten=True))
+        rows = pa.compute.sum(actions.column("num_records")).as_py() or 0
         table.add_row(layer_of(name), name, str(dt.version()), f"{rows:,}")
     console.print(table)
 
