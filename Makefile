@@ -90,6 +90,8 @@ airflow: setup ## run Airflow 3 standalone on http://localhost:8080 with ./dags 
 	AIRFLOW_HOME=$(AIRFLOW_HOME) \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False \
+	KAM_CONFIG=$${KAM_CONFIG:-$(CURDIR)/kam.yaml} \
 	$(UV_RUN) airflow standalone
 
 clean: ## remove the environments, the demo data and the warehouse

@@ -119,6 +119,9 @@ def _print_summary(results: list[StepResult], settings: Settings, as_of: date, t
     steps.add_row("total", "", "", f"{total:.1f}", style="bold")
     console.print(steps)
     by_step = {r.step: r for r in results}
+    for r in results:
+        for note in r.notes:
+            console.print(f"[yellow]{r.step}:[/] {note}")
     if "stage" in by_step:
         quarantined = by_step["stage"].details.get("quarantined", {})
         if quarantined:

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from pipelines.config import EntityMapping, Settings
 from pipelines.results import StepResult
-from pipelines.sources import read_source
+from pipelines.sources import is_type_mismatch, read_source
 from pipelines.warehouse import Warehouse
 
 EXTRACT_DATE = "_extract_date"
@@ -92,6 +92,18 @@ class _Counting:
         return pa.RecordBatchReader.from_batches(self.schema, batches())
 
 
+def _land(warehouse: Warehouse, url, raw: RawTable, as_of: date, *, as_text: bool) -> _Counting:
+    with read_source(url, table=raw.table, query=raw.query, as_text=as_text) as reader:
+        counting = _Counting(_with_batch_columns(reader, as_of, raw))
+        warehouse.write(
+            raw.warehouse_name,
+            counting.reader(),
+            partition_by=[EXTRACT_DATE],
+            replace_where=f"{EXTRACT_DATE} = '{as_of.isoformat()}'",
+        )
+    return counting
+
+
 def extract(settings: Settings, as_of: date, *,
             on_table: Callable[[str, int], None] | None = None) -> StepResult:
     """Land every mapped source table in raw, replacing only this as-of date's partition."""
@@ -100,13 +112,15 @@ def extract(settings: Settings, as_of: date, *,
     result = StepResult("extract")
     for raw in planned_reads(settings):
         url = settings.source_url(raw.source)
-        with read_source(url, table=raw.table, query=raw.query) as reader:
-            counting = _Counting(_with_batch_columns(reader, as_of, raw))
-            warehouse.write(
-                raw.warehouse_name,
-                counting.reader(),
-                partition_by=[EXTRACT_DATE],
-                replace_where=f"{EXTRACT_DATE} = '{as_of.isoformat()}'",
+        try:
+            counting = _land(warehouse, url, raw, as_of, as_text=False)
+        except Exception as exc:  # a failed write commits nothing, so reading again is safe
+            if not is_type_mismatch(exc):
+                raise
+            counting = _land(warehouse, url, raw, as_of, as_text=True)
+            result.notes.append(
+                f"{raw.source}.{raw.table}: values that do not fit their declared column type; "
+                "landed every column as text (staging quarantines what does not parse)"
             )
         result.rows[raw.warehouse_name] = counting.rows
         if on_table:

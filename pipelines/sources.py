@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -37,11 +38,15 @@ def backend(url: URL) -> str:
 
 @contextmanager
 def read_source(url: URL, *, table: str | None = None, query: str | None = None,
-                batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatchReader]:
-    """Stream one source table (or query result) as Arrow batches."""
+                batch_rows: int = BATCH_ROWS, as_text: bool = False) -> Iterator[pa.RecordBatchReader]:
+    """Stream one source table (or query result) as Arrow batches.
+
+    `as_text` reads every SQLite column as text: SQLite lets a column hold values of any type,
+    and the typed read fails on the first that does not fit its declared type.
+    """
     kind = backend(url)
     if kind == "sqlite" and table:
-        with _duckdb_sqlite(url, table, batch_rows) as reader:
+        with _duckdb_sqlite(url, table, batch_rows, all_varchar=as_text) as reader:
             yield reader
     elif kind == "postgresql":
         with _duckdb_postgres(url, table, query, batch_rows) as reader:
@@ -52,42 +57,23 @@ def read_source(url: URL, *, table: str | None = None, query: str | None = None,
 
 
 @contextmanager
-def _duckdb_sqlite(url: URL, table: str, batch_rows: int) -> Iterator[pa.RecordBatchReader]:
-    from pathlib import Path
-
+def _duckdb_sqlite(url: URL, table: str, batch_rows: int,
+                   all_varchar: bool = False) -> Iterator[pa.RecordBatchReader]:
     if not url.database or not Path(url.database).exists():
         raise SourceUnavailable(f"SQLite database {url.database} does not exist")
     con = duck.connect("sqlite_scanner")
     try:
+        if all_varchar:
+            con.execute("SET sqlite_all_varchar = true")
         con.execute(f"ATTACH {duck.sql_literal(url.database)} AS src (TYPE sqlite, READ_ONLY)")
         sql = f'SELECT * FROM src."{table}"'
         try:
-            # Probe one batch first: SQLite lets a column hold values of any type, and DuckDB
-            # refuses mixed types unless told to read every column as text.
-            con.execute(f"{sql} LIMIT 0")
             reader = con.execute(sql).to_arrow_reader(batch_rows)
         except duckdb.CatalogException as exc:
             raise SourceUnavailable(f"table {table!r} not found in {url.database}: {exc}") from None
-        yield _checked(reader, con, sql, batch_rows)
+        yield reader
     finally:
         con.close()
-
-
-def _checked(reader: pa.RecordBatchReader, con, sql: str, batch_rows: int) -> pa.RecordBatchReader:
-    """Fall back to all-text reads when SQLite holds values that do not fit the declared type."""
-    try:
-        first = reader.read_next_batch()
-    except StopIteration:
-        return pa.RecordBatchReader.from_batches(reader.schema, [])
-    except (duckdb.Error, pa.ArrowInvalid):
-        con.execute("SET sqlite_all_varchar = true")
-        return con.execute(sql).to_arrow_reader(batch_rows)
-
-    def batches():
-        yield first
-        yield from reader
-
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 @contextmanager
@@ -168,3 +154,8 @@ def _cast(column: pa.Array, target: pa.DataType) -> pa.Array:
         return column.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return pa.array([None if v is None else str(v) for v in column.to_pylist()]).cast(target)
+
+
+def is_type_mismatch(exc: BaseException) -> bool:
+    """Did a typed SQLite read fail on a value of another type than its column's?"""
+    return isinstance(exc, duckdb.Error) and "mismatch" in str(exc).lower()

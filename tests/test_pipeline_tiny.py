@@ -132,3 +132,16 @@ def test_stage_without_an_extract_says_what_to_run(tiny):
     run_step("extract", AS_OF, str(config))
     with pytest.raises(RuntimeError, match="no extract on or before 2026-06-01"):
         run_step("stage", date(2026, 6, 1), load_config(config))
+
+
+def test_sqlite_values_that_do_not_fit_the_declared_type_are_read_and_quarantined(tiny):
+    """SQLite stores 'twelve' in a NUMERIC column without complaint; the extract must not die on it."""
+    config = str(tiny_config(tiny))
+    with sqlite3.connect(tiny / "erp.db") as erp:
+        erp.execute("INSERT INTO sales_order_lines VALUES (3, 2, 'P1', 'twelve', 100.0, 0.0)")
+    results = {r.step: r for r in run_nightly(AS_OF, config, steps=["extract", "stage"])}
+    assert results["extract"].rows["raw_erp__sales_order_lines"] == 10
+    quarantined = Warehouse(tiny / "warehouse").read("quarantine_order_line").to_pylist()
+    reasons = [r["_reject_reason"] for r in quarantined]
+    assert "unparseable quantity; missing quantity" in reasons
+    assert results["stage"].rows["stg_order_line"] == 6  # the good lines are all still there
