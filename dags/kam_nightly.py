@@ -18,8 +18,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import chain, dag, task
 
+STEPS = ("extract", "stage", "build", "publish")  # the order of pipelines.nightly.STEPS
 DEFAULT_ARGS = {"owner": "kam-data-eng", "retries": 2, "retry_delay": timedelta(minutes=5)}
 
 
@@ -35,31 +36,19 @@ DEFAULT_ARGS = {"owner": "kam-data-eng", "retries": 2, "retry_delay": timedelta(
     doc_md=__doc__,
 )
 def kam_nightly():
-    @task
-    def extract(**context):
+    chain(*(_step_task(step) for step in STEPS))
+
+
+def _step_task(step: str):
+    """One task per nightly step; the pipeline is imported when the task runs, not at parse time."""
+
+    @task(task_id=step)
+    def run_step(**context):
         from pipelines.orchestration import run_task
 
-        return run_task("extract", context)
+        return run_task(step, context)
 
-    @task
-    def stage(**context):
-        from pipelines.orchestration import run_task
-
-        return run_task("stage", context)
-
-    @task
-    def build(**context):
-        from pipelines.orchestration import run_task
-
-        return run_task("build", context)
-
-    @task
-    def publish(**context):
-        from pipelines.orchestration import run_task
-
-        return run_task("publish", context)
-
-    extract() >> stage() >> build() >> publish()
+    return run_step()
 
 
 kam_nightly()
