@@ -68,11 +68,36 @@ class ColumnSource(_Strict):
         return self
 
 
+class IncrementalConfig(_Strict):
+    """How to read only what changed: rows whose `column` is past the last committed watermark.
+
+    `column` is a source column that grows with every change (an updated-at, possibly kept as
+    text in `format`) or with every new row (`kind: key`, an increasing number). The look-back
+    re-reads the last days so rows committed late in the source are not missed; re-read rows are
+    harmless because staging keeps one version per key. Deletions are invisible to a watermark,
+    so every `reconcile_every_days` nights the table's keys are read in full and keys gone from
+    the source leave staging.
+    """
+
+    column: str
+    kind: Literal["updated_at", "key"] = "updated_at"
+    format: str | None = Field(None, description="strptime format when the column holds text dates")
+    lookback_days: Annotated[int, Field(ge=0)] = 3
+    reconcile_every_days: Annotated[int, Field(ge=1)] | None = 7
+
+    @model_validator(mode="after")
+    def _key_has_no_format(self) -> IncrementalConfig:
+        if self.kind == "key" and self.format:
+            raise ValueError("an increasing key takes no date format")
+        return self
+
+
 class EntityMapping(_Strict):
     source: str
     table: str | None = None
     query: str | None = None
     columns: dict[str, ColumnSource]
+    incremental: IncrementalConfig | None = None
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -87,6 +112,8 @@ class EntityMapping(_Strict):
             raise ValueError("give exactly one of 'table' or 'query'")
         if self.table and not _IDENTIFIER.match(self.table):
             raise ValueError(f"table {self.table!r} is not a plain table name; use 'query'")
+        if self.incremental and self.query:
+            raise ValueError("'incremental' needs a 'table' (a query is read in full every night)")
         return self
 
 
@@ -124,6 +151,11 @@ class AbcConfig(_Strict):
 
 class WarehouseConfig(_Strict):
     path: str = "warehouse"
+    retention_days: Annotated[int, Field(ge=0)] = 7
+    maintain_weekday: Annotated[int, Field(ge=0, le=6)] | None = Field(
+        6, description="as-of weekday (0 = Monday) on which the nightly run compacts and vacuums"
+    )
+    memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '4GB' (spills past it)")
 
 
 class PublishConfig(_Strict):

@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable
 from datetime import date
 
+from pipelines.batches import known_on, snapshot
 from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES, build_order
 from pipelines.config import ColumnSource, ConfigError, EntityMapping, Settings
 from pipelines.duckdb_session import Session, sql_file
-from pipelines.extract import EXTRACT_DATE, raw_table_for
+from pipelines.extract import BATCH_ID, EXTRACT_DATE, raw_table_for
 from pipelines.results import StepResult
 from pipelines.warehouse import Warehouse
 
@@ -114,16 +115,45 @@ def empty_entity_sql(entity: str) -> str:
     return f"SELECT {cols} WHERE FALSE"
 
 
-def _latest_partition(warehouse: Warehouse, table: str, as_of: date) -> str:
-    dates = sorted(
-        p[EXTRACT_DATE] for p in (dict(x) for x in warehouse.table(table).partitions())
-        if p[EXTRACT_DATE] <= as_of.isoformat()
-    )
-    if not dates:
+def expose_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of: date) -> str:
+    """A view of the raw rows that make up the entity's source table on the as-of date.
+
+    The snapshot is the last full batch plus the increments after it: per source key only the rows
+    of the newest batch count (an updated row supersedes its older versions, which are history,
+    not duplicates), and keys absent from a later key reconciliation are deletions. Rows that
+    share a key within one batch all stay, so staging still quarantines real duplicates.
+    """
+    raw = raw_table_for(entity, mapping)
+    snap = snapshot(known_on(session.warehouse, raw.warehouse_name, as_of))
+    if snap is None:
         raise RuntimeError(
-            f"{table} has no extract on or before {as_of}; run `kam extract --as-of {as_of}` first"
+            f"{raw.warehouse_name} has no full extract on or before {as_of}; "
+            f"run `kam extract --as-of {as_of}` first"
         )
-    return dates[-1]
+    ids = ", ".join(f"'{b}'" for b in snap.batch_ids)
+    dates = ", ".join(sorted({f"'{b.extract_date}'" for b in snap.data}))
+    alias = f"_raw_{entity}"
+    session.expose(raw.warehouse_name, alias=f"_batches_{entity}",
+                   row_filter=f"{EXTRACT_DATE} IN ({dates}) AND {BATCH_ID} IN ({ids})")
+    if len(snap.data) == 1 and snap.keys is None:
+        session.con.execute(f'CREATE OR REPLACE TEMP VIEW "{alias}" AS SELECT * FROM "_batches_{entity}"')
+        return alias
+    keys = ", ".join(_source_expr(mapping.columns[k]) for k in ENTITIES[entity].key)
+    kept = ""
+    if snap.keys is not None:
+        session.expose(raw.warehouse_name, alias=f"_keys_{entity}",
+                       row_filter=f"{EXTRACT_DATE} = '{snap.keys.extract_date}' "
+                                  f"AND {BATCH_ID} = '{snap.keys.batch_id}'")
+        on = " AND ".join(f"k.{_q(c)} = r.{_q(c)}" for c in raw.key_columns)
+        kept = (f" AND (r.{BATCH_ID} > '{snap.keys.batch_id}' OR EXISTS "
+                f'(SELECT 1 FROM "_keys_{entity}" k WHERE {on}))')
+    session.con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW "{alias}" AS
+        SELECT r.* EXCLUDE (_newest) FROM (
+            SELECT *, max({BATCH_ID}) OVER (PARTITION BY {keys}) AS _newest FROM "_batches_{entity}"
+        ) r WHERE r.{BATCH_ID} = r._newest{kept}
+    """)
+    return alias
 
 
 def _check_mapped_columns(settings: Settings, entity: str, mapping: EntityMapping, raw: str,
@@ -151,9 +181,7 @@ def stage(settings: Settings, as_of: date, *,
         staged: set[str] = set()
         for entity in build_order(mapped):
             mapping = settings.config.entities[entity]
-            raw = raw_table_for(entity, mapping).warehouse_name
-            partition = _latest_partition(warehouse, raw, as_of)
-            session.expose(raw, row_filter=f"{EXTRACT_DATE} = '{partition}'")
+            raw = expose_snapshot(session, entity, mapping, as_of)
             available = [c[0] for c in session.con.execute(f'DESCRIBE "{raw}"').fetchall()]
             _check_mapped_columns(settings, entity, mapping, raw, available)
             session.materialize(f"_checked_{entity}", checked_entity_sql(entity, mapping, raw, staged))
