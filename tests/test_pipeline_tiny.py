@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.config import load_config
 from pipelines.extract import SchemaDrift
+from pipelines.ledger import runs
 from pipelines.nightly import run_nightly, run_step
 from pipelines.sources import SourceUnavailable
 from pipelines.warehouse import Warehouse
@@ -122,7 +123,11 @@ def test_a_mapped_column_missing_in_the_source_is_named_before_anything_is_writt
     with pytest.raises(SchemaDrift, match=r"erp.sales_orders: mapped column 'status' "
                                           r"\(entities.order.columns.status\) is missing"):
         run_step("extract", AS_OF, str(config))
-    assert Warehouse(tiny / "warehouse").tables() == []
+    warehouse = Warehouse(tiny / "warehouse")
+    assert warehouse.tables("raw") == []
+    [failed] = runs(warehouse)
+    assert (failed["step"], failed["status"]) == ("extract", "failed")
+    assert "erp.sales_orders: mapped column 'status'" in failed["message"]
 
 
 def test_a_missing_source_database_is_a_clear_error(tiny):
