@@ -26,7 +26,7 @@ from pipelines.batches import Batch, known_on, record
 from pipelines.canonical import ENTITIES
 from pipelines.config import EntityMapping, IncrementalConfig, Settings
 from pipelines.results import StepResult
-from pipelines.source_scan import SourceScan, open_scan
+from pipelines.source_scan import SourceConnections, SourceScan
 from pipelines.warehouse import Warehouse
 
 EXTRACT_DATE = "_extract_date"
@@ -117,38 +117,58 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def window_sql(inc: IncrementalConfig, column_type: str, watermark: str, as_of: date) -> tuple[str, str, str]:
-    """WHERE clause for an increment: past the watermark less the look-back, up to the as-of date.
-
-    The upper bound keeps a backfilled night to what its date could have seen; text dates are
-    compared as text, so their format must sort like the date (e.g. %Y%m%d, %Y-%m-%d).
-    """
+def _column_sql(inc: IncrementalConfig, column_type: str) -> tuple[str, bool]:
+    """The watermark column as SQL, and whether it compares as a timestamp (else as text)."""
     col = _q(inc.column)
+    if inc.format:
+        return col, False
+    if column_type.upper().startswith(("TIMESTAMP", "DATE")):
+        return col, True
+    return f"TRY_CAST({col} AS TIMESTAMP)", True
+
+
+def upper_bound_sql(inc: IncrementalConfig, column_type: str, as_of: date) -> tuple[str | None, str]:
+    """Rows the as-of date could have seen: the watermark is the highest change stamp among them,
+    so a mistyped future date in the source cannot push it past every real change."""
+    if inc.kind == "key":
+        return None, ""
+    col, as_timestamp = _column_sql(inc, column_type)
+    if as_timestamp:
+        high = (as_of + timedelta(days=1)).isoformat()
+        return f"{col} < TIMESTAMP {_lit(high)}", high
+    high = as_of.strftime(inc.format)
+    return f"{col} <= {_lit(high)}", high
+
+
+def window_sql(inc: IncrementalConfig, column_type: str, watermark: str, as_of: date) -> tuple[str, str, str]:
+    """WHERE clause for an increment: everything from the watermark less the look-back.
+
+    No upper bound: a row stamped after the night (a clock ahead, a mistyped date) is read every
+    night until the watermark passes it, exactly as a full read would see it. Text dates are
+    compared as text, so their format must sort like the date (%Y%m%d, %Y-%m-%d).
+    """
+    col, as_timestamp = _column_sql(inc, column_type)
     if inc.kind == "key":
         return f"{col} > {watermark}", watermark, ""
     low = _shift(watermark, inc.format, inc.lookback_days)
-    if inc.format:
-        high = as_of.strftime(inc.format)
-        return f"{col} >= {_lit(low)} AND {col} <= {_lit(high)}", low, high
-    high = (as_of + timedelta(days=1)).isoformat()
-    if column_type.upper().startswith(("TIMESTAMP", "DATE")):
-        return f"{col} >= TIMESTAMP {_lit(low)} AND {col} < TIMESTAMP {_lit(high)}", low, high
-    typed = f"TRY_CAST({col} AS TIMESTAMP)"
-    return f"{typed} >= TIMESTAMP {_lit(low)} AND {typed} < TIMESTAMP {_lit(high)}", low, high
+    _, high = upper_bound_sql(inc, column_type, as_of)
+    lower = f"{col} >= TIMESTAMP {_lit(low)}" if as_timestamp else f"{col} >= {_lit(low)}"
+    return lower, low, high
 
 
-def plan_read(raw: RawTable, history: list[Batch], schema: dict[str, str], as_of: date, *,
+def plan_read(raw: RawTable, history: list[Batch], scan_types: dict[str, str], as_of: date, *,
               full_refresh: bool) -> Plan:
     data = [b for b in history if b.carries_data and b.extract_date < as_of.isoformat()]
     previous = data[-1] if data else None
     inc = raw.incremental
+    column_type = scan_types.get(inc.column, "") if inc else ""
     if full_refresh or inc is None or not any(b.kind == "full" for b in data):
         return Plan("full", previous=previous)
     marks = [b.watermark for b in data if b.watermark is not None]
     if not marks:
         return Plan("full", previous=previous, notes=[f"{raw.label}: no watermark yet; read in full"])
     mark = max(marks, key=(int if inc.kind == "key" else str))
-    where, low, high = window_sql(inc, schema.get(inc.column, ""), mark, as_of)
+    where, low, high = window_sql(inc, column_type, mark, as_of)
     return Plan("incremental", where, low, high, previous)
 
 
@@ -188,13 +208,19 @@ def batch_id_for(raw: RawTable, as_of: date, warehouse: Warehouse) -> str:
     return f"{as_of.isoformat()}.v{0 if version is None else version + 1:06d}"
 
 
-def _max_value(files: list[Path], column: str) -> str | None:
+def _watermark(files: list[Path], inc: IncrementalConfig, column_type: str, as_of: date) -> str | None:
+    """The batch's highest watermark value the as-of date could have seen."""
     import duckdb
 
+    col, _ = _column_sql(inc, column_type)
+    upper, _ = upper_bound_sql(inc, column_type, as_of)
     paths = ", ".join(_lit(str(f)) for f in files)
+    where = f" WHERE {upper}" if upper else ""
     with duckdb.connect() as con:
-        value = con.execute(f"SELECT max({_q(column)}) FROM read_parquet([{paths}])").fetchone()[0]
-    return None if value is None else str(value)
+        value = con.execute(f"SELECT max({col}) FROM read_parquet([{paths}]){where}").fetchone()[0]
+    if value is None:
+        return None
+    return value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
 
 
 def land(warehouse: Warehouse, scan: SourceScan, raw: RawTable, as_of: date, plan: Plan,
@@ -215,7 +241,8 @@ def land(warehouse: Warehouse, scan: SourceScan, raw: RawTable, as_of: date, pla
     rows = sum(pq.read_metadata(f).num_rows for f in files)
     watermark = None
     if raw.incremental and plan.kind != "keys":
-        watermark = _max_value(files, raw.incremental.column) if rows else None
+        column_type = scan.landed.get(raw.incremental.column, "")
+        watermark = _watermark(files, raw.incremental, column_type, as_of) if rows else None
         if watermark is None and plan.previous is not None:
             watermark = plan.previous.watermark
     return Batch(
@@ -253,29 +280,28 @@ def extract(settings: Settings, as_of: date, *, full_refresh: bool = False, run_
             todo.append((raw, history))
     # Every table's schema is checked before the first one is written: a drifted source stops
     # the night with raw exactly as it was.
-    drift = []
-    for raw, history in todo:
-        with open_scan(settings.source_url(raw.source), table=raw.table, query=raw.query) as scan:
-            plan = plan_read(raw, history, scan.schema, as_of, full_refresh=full_refresh)
+    with SourceConnections() as sources:
+        scans, drift = [], []
+        for raw, history in todo:
+            scan = sources.scan(settings.source_url(raw.source), table=raw.table, query=raw.query)
+            plan = plan_read(raw, history, scan.landed, as_of, full_refresh=full_refresh)
             try:
-                result.notes += check_drift(raw, scan.schema, plan.previous)
+                result.notes += check_drift(raw, scan.schema, plan.previous) + plan.notes
             except SchemaDrift as exc:
                 drift.append(str(exc))
-    if drift:
-        raise SchemaDrift("\n".join(drift))
-    for raw, history in todo:
-        with open_scan(settings.source_url(raw.source), table=raw.table, query=raw.query) as scan:
-            plan = plan_read(raw, history, scan.schema, as_of, full_refresh=full_refresh)
-            result.notes += plan.notes
+            scans.append((raw, scan, plan))
+        if drift:
+            raise SchemaDrift("\n".join(drift))
+        for raw, scan, plan in scans:
             batches = [land(warehouse, scan, raw, as_of, plan, run_id)]
             if plan.kind == "incremental" and reconciles_on(raw, as_of):
                 keys = Plan("keys", previous=plan.previous)
                 batches.append(land(warehouse, scan, raw, as_of, keys, run_id))
-        record(warehouse, batches)
-        result.rows[raw.warehouse_name] = batches[0].rows
-        result.details.setdefault("kinds", {})[raw.warehouse_name] = plan.kind
-        if on_table:
-            on_table(raw.warehouse_name, batches[0].rows)
+            record(warehouse, batches)
+            result.rows[raw.warehouse_name] = batches[0].rows
+            result.details.setdefault("kinds", {})[raw.warehouse_name] = plan.kind
+            if on_table:
+                on_table(raw.warehouse_name, batches[0].rows)
     if "replayed" in result.details:
         result.notes.append(
             f"{as_of} is in the past and already extracted: replayed "
