@@ -103,7 +103,8 @@ def _run(steps: list[str], config: str | None, as_of: date, **options) -> list[S
                     _status.update(f"[bold]{_step}[/]: {name} ({rows:,} rows)…")
                     console.log(f"{_step}: {name} {rows:,} rows")
 
-                result = run_step(step, as_of, settings, run_id=run_id, on_table=on_table, **options)
+                result = run_step(step, as_of, settings, run_id=run_id, on_table=on_table,
+                                  on_start=lambda s: console.log(f"{s}: started"), **options)
             results.append(result)
             console.log(f"[green]✓[/] {step} done in {result.seconds:.1f} s")
     except (ConfigError, SourceUnavailable, SchemaDrift, RuntimeError, FileNotFoundError) as exc:

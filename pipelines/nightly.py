@@ -46,13 +46,18 @@ def _settings(config: str | Settings | None) -> Settings:
 
 
 def run_step(step: str, as_of: date, config: str | Settings | None = None, *,
-             run_id: str | None = None, **options) -> StepResult:
-    """Run one step for an as-of date, recorded in the ledger under `run_id` (a new one if none)."""
+             run_id: str | None = None, on_start: Callable[[str], None] | None = None,
+             **options) -> StepResult:
+    """Run one step for an as-of date, recorded in the ledger under `run_id` (a new one if none).
+
+    `on_start` is called once the ledger shows the step running, before it does any work."""
     settings = _settings(config)
     kwargs = {k: v for k, v in options.items() if k in _STEP_OPTIONS.get(step, ()) and v is not None}
     if step == "extract":
         kwargs["run_id"] = run_id
     with recorded(Warehouse(settings.warehouse_path), run_id or new_run_id(as_of), as_of, step) as rec:
+        if on_start:
+            on_start(step)
         rec.result = STEPS[step](settings, as_of, **kwargs)
     return rec.result
 
