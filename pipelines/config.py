@@ -157,6 +157,13 @@ class WarehouseConfig(_Strict):
     )
     memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '4GB' (spills past it)")
 
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value):
+            raise ValueError(f"{value!r} is not a size like '3GB' or '512MiB'")
+        return value
+
 
 class PublishConfig(_Strict):
     target: str = Field(description="name of the source whose database receives the table")

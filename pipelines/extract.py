@@ -220,7 +220,9 @@ def _watermark(files: list[Path], inc: IncrementalConfig, column_type: str, as_o
         value = con.execute(f"SELECT max({col}) FROM read_parquet([{paths}]){where}").fetchone()[0]
     if value is None:
         return None
-    return value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 def land(warehouse: Warehouse, scan: SourceScan, raw: RawTable, as_of: date, plan: Plan,

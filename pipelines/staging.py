@@ -177,7 +177,7 @@ def stage(settings: Settings, as_of: date, *,
     warehouse = Warehouse(settings.warehouse_path)
     result = StepResult("stage")
     mapped = settings.mapped_entities
-    with Session(warehouse, as_of) as session:
+    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         staged: set[str] = set()
         for entity in build_order(mapped):
             mapping = settings.config.entities[entity]
