@@ -33,7 +33,7 @@ from pipelines.demo.changes import simulate_day  # noqa: E402
 from pipelines.extract import Plan, land, planned_reads  # noqa: E402
 from pipelines.source_scan import SourceConnections  # noqa: E402
 from pipelines.warehouse import Warehouse  # noqa: E402
-from tests.postgres_server import start_postgres  # noqa: E402
+from tests.postgres_server import find_bindir, start_postgres  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 D1, D2 = date(2026, 11, 18), date(2026, 11, 19)  # a Wednesday and a Thursday: no maintenance night
@@ -52,7 +52,7 @@ def run_measured(args: list[str], cwd: Path, env: dict, log) -> tuple[float, flo
 
 
 def copy_floor(libpq: str) -> tuple[float, int]:
-    """Seconds and rows for `COPY table TO STDOUT`, the data read and discarded by the client."""
+    """Seconds and rows for `COPY table TO STDOUT` read by psycopg and discarded."""
     import psycopg
 
     started = time.perf_counter()
@@ -62,6 +62,15 @@ def copy_floor(libpq: str) -> tuple[float, int]:
             for block in copy:
                 rows += bytes(block).count(b"\n")
     return time.perf_counter() - started, rows
+
+
+def psql_floor(libpq: str) -> float:
+    """Seconds for `psql -c 'COPY table TO STDOUT' > /dev/null`: the C client, the hardest floor."""
+    psql = find_bindir() / "psql"
+    started = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        subprocess.run([str(psql), libpq, "-c", f"COPY {TABLE} TO STDOUT"], stdout=sink, check=True)
+    return time.perf_counter() - started
 
 
 def kam_extract(settings, scratch: Path) -> tuple[float, int]:
@@ -93,20 +102,25 @@ def bench(size: int) -> dict:
         settings = load_config(work / "kam.yaml")
         libpq = pg.libpq("kam_erp")
 
-        copies, extracts = [], []
-        for _ in range(2):  # alternate, keep the best of each: both see the same cache state
+        copies, psqls, extracts = [], [], []
+        for _ in range(2):  # alternate, keep the best of each: all see the same cache state
             copies.append(copy_floor(libpq))
+            psqls.append(psql_floor(libpq))
             extracts.append(kam_extract(settings, work / "scratch"))
         shutil.rmtree(work / "scratch", ignore_errors=True)
         copy_s, rows = min(copies)
+        psql_s = min(psqls)
         kam_s, kam_rows = min(extracts)
         assert rows == kam_rows, (rows, kam_rows)
         figures["order_lines"] = rows
         figures["copy_rows_per_s"] = round(rows / copy_s)
+        figures["psql_copy_rows_per_s"] = round(rows / psql_s)
         figures["kam_rows_per_s"] = round(rows / kam_s)
         figures["kam_vs_copy"] = round(copy_s / kam_s, 3)
-        print(f"  {size:>9,}  {rows:,} order lines: COPY TO STDOUT {rows / copy_s:,.0f} rows/s, "
-              f"KAM {rows / kam_s:,.0f} rows/s = {copy_s / kam_s:.2f} of COPY", flush=True)
+        figures["kam_vs_psql_copy"] = round(psql_s / kam_s, 3)
+        print(f"  {size:>9,}  {rows:,} order lines: COPY TO STDOUT via psycopg {rows / copy_s:,.0f} rows/s, "
+              f"via psql {rows / psql_s:,.0f} rows/s; KAM {rows / kam_s:,.0f} rows/s = "
+              f"{copy_s / kam_s:.2f} of psycopg's COPY, {psql_s / kam_s:.2f} of psql's", flush=True)
 
         full_s, full_rss = run_measured([*kam, "run", "--as-of", D1.isoformat()], work, env, log)
         figures["full_night"] = {"seconds": round(full_s, 1), "peak_rss_mib": round(full_rss)}
@@ -130,12 +144,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    print(f"KAM PostgreSQL extraction benchmark on {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"KAM PostgreSQL extraction benchmark on {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
     results = [bench(size) for size in args.sizes]
-    print("\n customers  order lines   COPY rows/s    KAM rows/s  KAM/COPY   full night  incremental  inc/full")
+    print("\n customers  order lines   COPY rows/s  psql COPY/s    KAM rows/s  KAM/psql"
+          "   full night  incremental  inc/full")
     for r in results:
         print(f"{r['customers']:>10,} {r['order_lines']:>12,} {r['copy_rows_per_s']:>13,} "
-              f"{r['kam_rows_per_s']:>13,} {r['kam_vs_copy']:>9.2f} "
+              f"{r['psql_copy_rows_per_s']:>12,} {r['kam_rows_per_s']:>13,} {r['kam_vs_psql_copy']:>9.2f} "
               f"{r['full_night']['seconds']:>7.1f}s/{r['full_night']['peak_rss_mib']:>5}M "
               f"{r['incremental_night']['seconds']:>6.1f}s/{r['incremental_night']['peak_rss_mib']:>5}M "
               f"{r['incremental_vs_full']:>8.1%}")

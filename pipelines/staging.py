@@ -130,29 +130,52 @@ def expose_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of
             f"{raw.warehouse_name} has no full extract on or before {as_of}; "
             f"run `kam extract --as-of {as_of}` first"
         )
-    ids = ", ".join(f"'{b}'" for b in snap.batch_ids)
-    dates = ", ".join(sorted({f"'{b.extract_date}'" for b in snap.data}))
     alias = f"_raw_{entity}"
-    session.expose(raw.warehouse_name, alias=f"_batches_{entity}",
-                   row_filter=f"{EXTRACT_DATE} IN ({dates}) AND {BATCH_ID} IN ({ids})")
-    if len(snap.data) == 1 and snap.keys is None:
-        session.con.execute(f'CREATE OR REPLACE TEMP VIEW "{alias}" AS SELECT * FROM "_batches_{entity}"')
+
+    def batches(name: str, chosen: list) -> None:
+        dates = ", ".join(sorted({f"'{b.extract_date}'" for b in chosen}))
+        ids = ", ".join(f"'{b.batch_id}'" for b in chosen)
+        session.expose(raw.warehouse_name, alias=name,
+                       row_filter=f"{EXTRACT_DATE} IN ({dates}) AND {BATCH_ID} IN ({ids})")
+
+    full, increments = snap.data[0], snap.data[1:]
+    batches(f"_full_{entity}", [full])
+    if not increments and snap.keys is None:
+        session.con.execute(f'CREATE OR REPLACE TEMP VIEW "{alias}" AS SELECT * FROM "_full_{entity}"')
         return alias
-    keys = ", ".join(_source_expr(mapping.columns[k]) for k in ENTITIES[entity].key)
-    kept = ""
-    if snap.keys is not None:
-        session.expose(raw.warehouse_name, alias=f"_keys_{entity}",
-                       row_filter=f"{EXTRACT_DATE} = '{snap.keys.extract_date}' "
-                                  f"AND {BATCH_ID} = '{snap.keys.batch_id}'")
-        on = " AND ".join(f"k.{_q(c)} = r.{_q(c)}" for c in raw.key_columns)
-        kept = (f" AND (r.{BATCH_ID} > '{snap.keys.batch_id}' OR EXISTS "
-                f'(SELECT 1 FROM "_keys_{entity}" k WHERE {on}))')
-    session.con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW "{alias}" AS
-        SELECT r.* EXCLUDE (_newest) FROM (
-            SELECT *, max({BATCH_ID}) OVER (PARTITION BY {keys}) AS _newest FROM "_batches_{entity}"
-        ) r WHERE r.{BATCH_ID} = r._newest{kept}
-    """)
+    # The full batch is tens of millions of rows, the increments a few percent: only the small side
+    # is ranked, and the full batch meets it in a hash anti-join that streams.
+    exprs = [_source_expr(mapping.columns[k]) for k in ENTITIES[entity].key]
+    keyed = ", ".join(f"{e} AS _k{i}" for i, e in enumerate(exprs))
+    knames = ", ".join(f"_k{i}" for i in range(len(exprs)))
+    same = " AND ".join(f"a._k{i} = b._k{i}" for i in range(len(exprs)))
+    parts = [f'SELECT *, {keyed} FROM "_full_{entity}"']
+    if increments:
+        batches(f"_incb_{entity}", increments)
+        session.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE "_inc_{entity}" AS
+            SELECT * EXCLUDE (_newest) FROM (
+                SELECT *, {keyed}, max({BATCH_ID}) OVER (PARTITION BY {knames}) AS _newest
+                FROM "_incb_{entity}"
+            ) WHERE {BATCH_ID} = _newest
+        """)
+        parts = [f'SELECT * FROM ({parts[0]}) a WHERE NOT EXISTS '
+                 f'(SELECT 1 FROM "_inc_{entity}" b WHERE {same})',
+                 f'SELECT * FROM "_inc_{entity}"']
+    if snap.keys is not None:  # deletions: older rows whose key the reconciliation did not see
+        batches(f"_keysb_{entity}", [snap.keys])
+        session.con.execute(
+            f'CREATE OR REPLACE TEMP TABLE "_keys_{entity}" AS SELECT DISTINCT {keyed} FROM "_keysb_{entity}"'
+        )
+        parts = [
+            f"SELECT * FROM ({part}) a WHERE a.{BATCH_ID} > '{snap.keys.batch_id}' "
+            f'OR EXISTS (SELECT 1 FROM "_keys_{entity}" b WHERE {same})'
+            for part in parts
+        ]
+    union = " UNION ALL BY NAME ".join(f"({p})" for p in parts)
+    session.con.execute(
+        f'CREATE OR REPLACE TEMP VIEW "{alias}" AS SELECT * EXCLUDE ({knames}) FROM ({union})'
+    )
     return alias
 
 
