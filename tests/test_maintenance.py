@@ -60,7 +60,7 @@ def test_kam_runs_shows_each_step_with_its_status_and_the_failure(tmp_path):
     (tmp_path / "scm.db").unlink()
     failed = runner.invoke(main, ["run", "--as-of", "2026-07-01", "--config", str(config)])
     assert failed.exit_code == 1 and "`kam runs` shows the ledger" in failed.output
-    shown = runner.invoke(main, ["runs", "--config", str(config)], terminal_width=250)
+    shown = runner.invoke(main, ["runs", "--config", str(config)], env={"COLUMNS": "300"})
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
     for step in ("extract", "stage", "build", "publish", "maintain"):
