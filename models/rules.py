@@ -126,6 +126,9 @@ def _leaf_paths(tree, splits: _Splits) -> list[list[Condition]]:
     return paths
 
 
+FALSE_HIT_COST = 50.0  # a re-cut threshold may admit one false hit for every fifty more hits
+
+
 class RuleInducer(ClassifierMixin, BaseEstimator):
     """Explain a binary label with at most `max_rules` rules of at most `max_conditions` each.
 
@@ -161,9 +164,11 @@ class RuleInducer(ClassifierMixin, BaseEstimator):
             max_depth=self.max_depth, min_samples_leaf=max(1, int(self.min_leaf_share * len(X))),
             random_state=rng.randint(2**31 - 1),
         ).fit(X, y)
+        splits = _Splits(X)
         candidates = {}
-        for path in _leaf_paths(tree, _Splits(X)):
-            conds = self._generalise(_merge(path), X, y)
+        for path in _leaf_paths(tree, splits):
+            conds = self._refine(_merge(path), X, y, splits)
+            conds = self._generalise(conds, X, y)
             candidates.setdefault(tuple(conds), None)
         self.rules_ = self._select([list(c) for c in candidates], X, y)
         return self
@@ -174,6 +179,38 @@ class RuleInducer(ClassifierMixin, BaseEstimator):
             mask &= c.mask(X)
         hits = int(mask.sum())
         return (float(y[mask].mean()) if hits else 0.0), int(y[mask].sum())
+
+    def _refine(self, conds: list[Condition], X: np.ndarray, y: np.ndarray,
+                splits: _Splits) -> list[Condition]:
+        """Re-cut each threshold given the rule's other conditions.
+
+        The tree chose each cut for the rows that reached its node, before the later splits;
+        once the rule is whole, the best cut on a feature can lie elsewhere (a negative the tree
+        excluded with an extra condition may be excludable by a tighter bound on the first).
+        The cut maximises hits minus `FALSE_HIT_COST` times false hits among the rows the other
+        conditions admit.
+        """
+        conds = list(conds)
+        for i, c in enumerate(conds):
+            mask = np.ones(len(X), dtype=bool)
+            for j, other in enumerate(conds):
+                if j != i:
+                    mask &= other.mask(X)
+            values, labels = X[mask, c.feature], y[mask]
+            if not len(values):
+                continue
+            order = np.argsort(-values if c.above else values, kind="stable")
+            v, hit = values[order], labels[order]
+            score = np.cumsum(np.where(hit, 1.0, -FALSE_HIT_COST))
+            last = np.r_[v[1:] != v[:-1], True]  # cut only between distinct values
+            best = int(np.flatnonzero(last)[np.argmax(score[last])])
+            if best + 1 < len(v):
+                cut = splits.nice(c.feature, (v[best] + v[best + 1]) / 2)
+            else:  # everything admitted: the loosest cut the data allows
+                cut = splits.nice(c.feature, v[best] - 1e-9 if c.above else v[best])
+                cut = min(cut, v[best] - 1e-12) if c.above else max(cut, v[best])
+            conds[i] = Condition(c.feature, c.above, cut)
+        return conds
 
     def _generalise(self, conds: list[Condition], X: np.ndarray, y: np.ndarray) -> list[Condition]:
         """Drop conditions while precision holds; then down to `max_conditions` at least cost."""
