@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.demo.customers import Parties
+from pipelines.demo.schema import to_arrow
 
 RECENCY_DAYS = 140  # 20 weeks
 MIN_CASES = 5
@@ -25,9 +26,13 @@ ON_TIME = 0.85
 
 _FACTS = f"""
 WITH p AS (SELECT CAST(? AS DATE) AS as_of, CAST(? AS DATE) - INTERVAL 12 MONTH AS since),
-recency AS (
-    SELECT customer_no, date_diff('day', max(strptime(order_date, '%Y%m%d')::DATE), any_value(as_of)) AS d
-    FROM orders, p WHERE status <> 'CANCELLED' GROUP BY customer_no
+last_order AS (
+    SELECT customer_no, max(strptime(order_date, '%Y%m%d')::DATE) AS day
+    FROM orders WHERE status <> 'CANCELLED' GROUP BY customer_no
+),
+recency AS (  -- a customer who never ordered counts from the day it was created
+    SELECT k.customer_no, date_diff('day', coalesce(o.day, k.created), as_of) AS d
+    FROM keys k LEFT JOIN last_order o USING (customer_no), p
 ),
 cases AS (
     SELECT m.customer_no, count(*) AS n
@@ -60,14 +65,17 @@ ORDER BY k.position
 
 
 def churn_parts(erp: dict[str, pa.Table], crm: dict[str, pa.Table], scm: dict[str, pa.Table],
-                parties: Parties, as_of) -> tuple[np.ndarray, np.ndarray]:
-    """(part_a, part_b) per population index, measured on the clean generated tables."""
+                parties: Parties, created: np.ndarray, as_of) -> tuple[np.ndarray, np.ndarray]:
+    """(part_a, part_b) per population index, measured on the clean generated tables.
+
+    `created` is each customer's creation date (datetime64[D]).
+    """
     con = duckdb.connect()
     try:
         n = len(parties.customer_no)
         owner = parties.account_pop >= 0
         con.register("keys", pa.table({"customer_no": parties.customer_no,
-                                       "position": np.arange(n)}))
+                                       "created": to_arrow(created), "position": np.arange(n)}))
         con.register("account_map", pa.table({
             "account_id": parties.accounts["account_id"].combine_chunks().filter(pa.array(owner)),
             "customer_no": parties.customer_no.take(pa.array(parties.account_pop[owner])),

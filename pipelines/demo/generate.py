@@ -93,7 +93,8 @@ def generate_demo(customers: int, as_of: date, seed: int = 42,
                                                timeline),
         },
     )
-    churn = churn_parts(systems["erp"], systems["crm"], systems["scm"], parties, as_of)
+    churn = churn_parts(systems["erp"], systems["crm"], systems["scm"], parties,
+                        timeline.dates(pop.created), as_of)
     systems["erp"]["customers"] = erp_customers(pop, parties, timeline, seed, annual_revenue,
                                                 churn[0] | churn[1])
     truth = build_truth(pop, parties, timeline, churn)
