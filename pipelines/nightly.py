@@ -12,6 +12,7 @@ from datetime import date
 from pipelines.config import Settings, load_config
 from pipelines.extract import extract
 from pipelines.marts import build
+from pipelines.mining import mine
 from pipelines.publish import publish
 from pipelines.results import StepResult
 from pipelines.staging import stage
@@ -20,6 +21,7 @@ STEPS: dict[str, Callable[..., StepResult]] = {
     "extract": extract,
     "stage": stage,
     "build": build,
+    "mine": mine,
     "publish": publish,
 }
 
@@ -27,6 +29,8 @@ STEP_HELP = {
     "extract": "copy every mapped source table into the raw layer (raw_<source>__<table>)",
     "stage": "type, check and de-duplicate entities into stg_*, quarantine_* and the customer xref",
     "build": "build the marts customer_value and crm_account_tier",
+    "mine": "segments, the rules that explain them and cross-sell offers (customer_segment, "
+            "segment_profile, segment_rule, cross_sell_rule, account_next_best)",
     "publish": "write crm_account_tier into the CRM (changed rows only, one transaction)",
 }
 
