@@ -43,6 +43,15 @@ class Condition:
             return f"{column} {'=' if self.above else '!='} {value}"
         return f"{name} {'>' if self.above else '<='} {_fmt(self.threshold)}"
 
+    def sql(self, names: list[str]) -> str:
+        """The condition as a SQL predicate over the feature table (one-hots as equalities)."""
+        name = names[self.feature]
+        if "=" in name and 0 <= self.threshold < 1:
+            column, value = name.split("=", 1)
+            value = value.replace("'", "''")
+            return f"{column} {'=' if self.above else '<>'} '{value}'"
+        return f"{name} {'>' if self.above else '<='} {_fmt(self.threshold)}"
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -60,6 +69,9 @@ class Rule:
 
     def text(self, names: list[str]) -> str:
         return " AND ".join(c.text(names) for c in self.conditions) or "always"
+
+    def sql(self, names: list[str]) -> str:
+        return " AND ".join(f"({c.sql(names)})" for c in self.conditions) or "TRUE"
 
 
 def _fmt(value: float) -> str:

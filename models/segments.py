@@ -28,12 +28,14 @@ class SkewScaler(TransformerMixin, BaseEstimator):
 
     Revenue, order counts and case counts are heavy-tailed: a few large accounts would otherwise
     own the distance metric and every segment would be "the biggest customers versus the rest".
-    `log_columns` get log1p (signed, so a negative margin stays negative); then each column is
-    centred and divided by its standard deviation (1 where a column is constant).
+    `log_columns` get log1p (signed, so a negative margin stays negative); every column is then
+    clipped to its [clip, 1 - clip] quantiles (a single freak ratio must not get a segment of its
+    own), centred and divided by its standard deviation (1 where a column is constant).
     """
 
-    def __init__(self, log_columns: tuple[int, ...] = ()):
+    def __init__(self, log_columns: tuple[int, ...] = (), clip: float = 0.001):
         self.log_columns = log_columns
+        self.clip = clip
 
     def _compress(self, X: np.ndarray) -> np.ndarray:
         X = np.array(X, dtype=np.float64, copy=True)
@@ -43,6 +45,8 @@ class SkewScaler(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         Z = self._compress(X)
+        self.low_, self.high_ = np.quantile(Z, [self.clip, 1 - self.clip], axis=0)
+        Z = np.clip(Z, self.low_, self.high_)
         self.mean_ = Z.mean(axis=0)
         scale = Z.std(axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
@@ -50,7 +54,7 @@ class SkewScaler(TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         check_is_fitted(self, "mean_")
-        return (self._compress(X) - self.mean_) / self.scale_
+        return (np.clip(self._compress(X), self.low_, self.high_) - self.mean_) / self.scale_
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,17 @@ class KChoice:
     def k(self) -> int:
         # Highest silhouette; on a tie the smaller k (fewer segments are easier to act on).
         return max(sorted(self.scores), key=lambda k: self.scores[k])
+
+    def pick(self, prefer: int | None = None, margin: float = 0.0) -> int:
+        """The best k, unless `prefer` (last night's k) scores within `margin` of it.
+
+        Two k's of near-equal silhouette are a coin toss between nights; keeping yesterday's
+        unless another is clearly better keeps the segments (and their ids) from flip-flopping.
+        """
+        best = self.k
+        if prefer in self.scores and self.scores[best] - self.scores[prefer] <= margin:
+            return prefer
+        return best
 
 
 def _sample(n: int, size: int, rng: np.random.RandomState) -> np.ndarray:
@@ -79,10 +94,11 @@ class SampledKMeans(ClusterMixin, BaseEstimator):
     """
 
     def __init__(self, k_range: tuple[int, int] = (2, 8), sample_size: int = 50_000,
-                 n_init: int = 10, select_size: int = 10_000, select_n_init: int = 3,
-                 silhouette_size: int = 2_000, max_iter: int = 300, tol: float = 1e-4,
-                 random_state: int = 0):
+                 n_init: int = 10, select_size: int = 10_000, select_n_init: int = 10,
+                 silhouette_size: int = 2_000, k_margin: float = 0.02, max_iter: int = 300,
+                 tol: float = 1e-4, random_state: int = 0):
         self.k_range = k_range
+        self.k_margin = k_margin
         self.sample_size = sample_size
         self.n_init = n_init
         self.select_size = select_size
@@ -103,13 +119,21 @@ class SampledKMeans(ClusterMixin, BaseEstimator):
             scores[k] = float(silhouette_score(scored, km.predict(scored)))
         return KChoice(scores)
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, previous_centers: np.ndarray | None = None):
+        """`previous_centers`: last night's centroids in this scaled space, if any. Their k is
+        kept unless another scores `k_margin` better, and they are one more start on the sample
+        (chosen when within 0.1% of the best inertia), so an unchanged base keeps its clusters."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         rng = check_random_state(self.random_state)
         self.k_choice_ = self.choose_k(X)
-        k = self.k_choice_.k
+        prefer = None if previous_centers is None else len(previous_centers)
+        k = self.k_choice_.pick(prefer, self.k_margin)
         sample = X[_sample(len(X), self.sample_size, rng)]
         seed = KMeans(k, n_init=self.n_init, random_state=rng.randint(2**31 - 1)).fit(sample)
+        if previous_centers is not None and len(previous_centers) == k:
+            warm = KMeans(k, init=np.asarray(previous_centers, dtype=np.float32), n_init=1).fit(sample)
+            if warm.inertia_ <= seed.inertia_ * 1.001:
+                seed = warm
         final = KMeans(k, init=seed.cluster_centers_, n_init=1, max_iter=self.max_iter, tol=self.tol,
                        random_state=0).fit(X)
         self.cluster_centers_ = final.cluster_centers_.astype(np.float64)

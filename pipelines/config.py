@@ -166,6 +166,8 @@ class SegmentsConfig(_Strict):
     n_init: Annotated[int, Field(ge=1)] = 10
     select_size: Annotated[int, Field(ge=100)] = 10_000
     silhouette_size: Annotated[int, Field(ge=100)] = 2_000
+    k_switch_margin: Annotated[float, Field(ge=0)] = Field(
+        0.02, description="last night's k stays unless another k's silhouette beats it by more")
     match_max_distance: Annotated[float, Field(gt=0)] = Field(
         1.5, description="farthest (scaled units) a centroid may move and keep last night's id")
 

@@ -5,6 +5,7 @@ Reads the staging tables and `customer_value` (so it runs after `build`), builds
 basket, reads last night's `customer_segment` for stable ids, and writes five marts, each
 replacing only its own as-of date's rows so history stays and a re-run is idempotent:
 
+- customer_features: one row per customer and as-of date (what the models saw, business units)
 - customer_segment: one row per customer and as-of date (segment id and name)
 - segment_profile: one row per segment (kept, new or vanished) and as-of date
 - segment_rule: one row per IF-THEN rule explaining a segment or a label, and as-of date
@@ -31,7 +32,8 @@ from pipelines.results import StepResult
 from pipelines.staging import empty_entity_sql
 from pipelines.warehouse import Warehouse
 
-MARTS = ("customer_segment", "segment_profile", "segment_rule", "cross_sell_rule", "account_next_best")
+MARTS = ("customer_features", "customer_segment", "segment_profile", "segment_rule", "cross_sell_rule",
+         "account_next_best")
 
 
 def _expose_inputs(session: Session, settings: Settings) -> None:
@@ -77,7 +79,9 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
     with Session(warehouse, as_of) as session:
         _expose_inputs(session, settings)
         session.materialize("customer_features", sql_file("marts", "customer_features"))
-        features = session.con.execute("SELECT * FROM customer_features ORDER BY customer_id").df()
+        feature_table = session.con.execute(
+            "SELECT * FROM customer_features ORDER BY customer_id").to_arrow_table()
+        features = feature_table.to_pandas()
         labels = _labels(session, settings)
         lines = session.con.execute(sql_file("marts", "customer_product_lines")).df()
     timings = {}
@@ -97,6 +101,8 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
     timings["cross_sell"] = time.perf_counter() - tick
 
     tables = {
+        "customer_features": feature_table.append_column(
+            "run_id", pa.array([run_id] * feature_table.num_rows, pa.string())),
         "customer_segment": frames.customer_segment_table(features, seg, as_of, run_id),
         "segment_profile": frames.segment_profile_table(features, seg, config, as_of, run_id),
         "segment_rule": rules,

@@ -53,23 +53,25 @@ def segment(features: pd.DataFrame, previous: pd.DataFrame | None, config: Minin
     X = features[columns].to_numpy(dtype=np.float64)
     scaler = SkewScaler(log_columns=tuple(columns.index(c) for c in cfg.log_features)).fit(X)
     Z = scaler.transform(X)
+    before = None
+    if previous is not None and not previous.empty:
+        last = dict(zip(previous["customer_id"], previous["segment_id"], strict=True))
+        before = np.array([last.get(c, -1) for c in features["customer_id"]], dtype=np.int64)
+        old_ids, old_centers = previous_centroids(Z, before)
     model = SampledKMeans(k_range=(cfg.k_min, cfg.k_max), sample_size=cfg.sample_size, n_init=cfg.n_init,
                           select_size=cfg.select_size, silhouette_size=cfg.silhouette_size,
-                          random_state=config.seed).fit(Z)
+                          k_margin=cfg.k_switch_margin, random_state=config.seed)
+    model.fit(Z, previous_centers=None if before is None else old_centers)
     centers = model.cluster_centers_
     fresh = segment_names(centers, columns)
-    if previous is None or previous.empty:
+    if before is None:
         ids = first_ids(centers)
         names = {int(i): fresh[j] for j, i in enumerate(ids)}
         status = dict.fromkeys(names, "first")
         moved: dict[int, float] = {}
         vanished: dict[int, str] = {}
     else:
-        last = dict(zip(previous["customer_id"], previous["segment_id"], strict=True))
         old_names = dict(zip(previous["segment_id"], previous["segment_name"], strict=False))
-        before = np.array([last.get(c, -1) for c in features["customer_id"]], dtype=np.int64)
-        old_ids, old_centers = previous_centroids(Z, before)
-        # A segment whose members all left has no centroid tonight: it can only have vanished.
         matching = match_segments(centers, old_ids, old_centers, cfg.match_max_distance)
         ids = matching.ids
         names, status, moved = {}, {}, {}
@@ -191,6 +193,7 @@ def explain(X: np.ndarray, names: list[str], targets: dict[str, tuple[int | None
         for n, rule in enumerate(inducer.rules_, start=1):
             rows.append({
                 "target": target, "segment_id": segment_id, "rule_no": n, "rule": rule.text(names),
+                "rule_sql": rule.sql(names),
                 "conditions": len(rule.conditions), "coverage": rule.coverage,
                 "precision": rule.precision, "lift": rule.lift, "customers": rule.support,
                 "rules_in_set": len(inducer.rules_), "fidelity": fidelity,
@@ -198,7 +201,8 @@ def explain(X: np.ndarray, names: list[str], targets: dict[str, tuple[int | None
             })
     schema = pa.schema([
         ("target", pa.string()), ("segment_id", pa.int64()), ("rule_no", pa.int64()),
-        ("rule", pa.string()), ("conditions", pa.int64()), ("coverage", pa.float64()),
+        ("rule", pa.string()), ("rule_sql", pa.string()), ("conditions", pa.int64()),
+        ("coverage", pa.float64()),
         ("precision", pa.float64()), ("lift", pa.float64()), ("customers", pa.int64()),
         ("rules_in_set", pa.int64()), ("fidelity", pa.float64()), ("fidelity_holdout", pa.float64()),
         ("base_rate", pa.float64()),

@@ -77,6 +77,8 @@ def test_one_hot_columns_read_as_equalities():
     assert Condition(0, True, 0.0).text(names) == "industry = Retail"
     assert Condition(0, False, 0.0).text(names) == "industry != Retail"
     assert Condition(1, True, 24.0).text(names) == "orders_12m > 24"
+    assert Condition(0, False, 0.0).sql(names) == "industry <> 'Retail'"
+    assert Condition(1, False, 2.5).sql(names) == "orders_12m <= 2.5"
 
 
 @pytest.mark.parametrize(("lo", "hi", "nice"), [(140, 141, 140), (0.849, 0.85, 0.849),

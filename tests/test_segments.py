@@ -73,5 +73,7 @@ def test_skew_scaler_compresses_the_tail_and_standardises():
     assert np.allclose(Z[:, :2].std(axis=0), 1)
     assert np.all(Z[:, 2] == 0)  # a constant column is centred, not divided by zero
     assert np.all(Z[:10, 0] < Z[10:, 0].min())
+    outlier = SkewScaler(clip=0.01).fit(np.r_[rng.normal(size=(999, 1)), [[1e6]]])
+    assert outlier.transform([[1e6]])[0, 0] < 4  # clipped to the 99th percentile
     # The largest value is no longer dozens of standard deviations out.
     assert Z[:, 0].max() < 5 < (X[:, 0].max() - X[:, 0].mean()) / X[:, 0].std()
