@@ -137,7 +137,10 @@ def job_crosssell(kind: str, n: int) -> dict:
 def job_mine(kind: str, n: int) -> dict:
     from benchmarks.mining_step import run_mine_step
 
-    return run_mine_step(n)
+    before = _rss_mib()
+    figures = run_mine_step(n)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {**figures, "peak_extra_mib": round(max(peak - before, 0), 1)}
 
 
 JOBS = {"cluster": job_cluster, "rules": job_rules, "crosssell": job_crosssell, "mine": job_mine}

@@ -194,7 +194,8 @@ class RulesConfig(_Strict):
     max_depth: Annotated[int, Field(ge=1)] = 6
     min_leaf_share: Annotated[float, Field(gt=0, lt=1)] = 0.002
     holdout_share: Annotated[float, Field(gt=0, lt=1)] = 0.3
-    sample_size: Annotated[int, Field(ge=100)] = 200_000
+    sample_size: Annotated[int, Field(ge=100)] = Field(
+        50_000, description="rules are learned on at most this many customers (a fixed-seed sample)")
     # Label name -> SQL boolean over customer_features (e.g. "status = 'LOST'").
     labels: dict[str, str] = {"key_account": "key_account", "lost": "status = 'LOST'"}
 

@@ -84,7 +84,7 @@ def segment(features: pd.DataFrame, previous: pd.DataFrame | None, config: Minin
         names = _unique(names)
         vanished = {int(i): str(n) for i, n in old_names.items() if int(i) not in names}
     labels = np.asarray(ids)[model.labels_]
-    metrics = quality(Z, model.labels_, sample_size=cfg.silhouette_size * 5, random_state=config.seed)
+    metrics = quality(Z, model.labels_, sample_size=cfg.silhouette_size * 2, random_state=config.seed)
     metrics.update(inertia=model.inertia_, k=float(len(centers)))
     return Segmentation(segment_id=labels, names=names, status=status, moved=moved, vanished=vanished,
                         k_scores=model.k_choice_.scores, quality=metrics)
@@ -190,7 +190,7 @@ def explain(X: np.ndarray, names: list[str], targets: dict[str, tuple[int | None
             fidelity_holdout = learner().fit(X[~holdout], y[~holdout]).fidelity(X[holdout], y[holdout])
         inducer = learner().fit(X, y)
         fidelity = inducer.fidelity(X, y)
-        for n, rule in enumerate(inducer.rules_, start=1):
+        for n, rule in enumerate(inducer.evaluate(X, y), start=1):  # scored on every customer
             rows.append({
                 "target": target, "segment_id": segment_id, "rule_no": n, "rule": rule.text(names),
                 "rule_sql": rule.sql(names),
