@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 from threadpoolctl import threadpool_limits
 
-from models.segments import SampledKMeans, SkewScaler, inertia, nearest, quality
+from models.segments import SampledKMeans, SkewScaler, inertia, nearest, quality, silhouette
 from tests.planted_mining import PLANTED_K, planted_segments
 
 
@@ -77,3 +77,14 @@ def test_skew_scaler_compresses_the_tail_and_standardises():
     assert outlier.transform([[1e6]])[0, 0] < 4  # clipped to the 99th percentile
     # The largest value is no longer dozens of standard deviations out.
     assert Z[:, 0].max() < 5 < (X[:, 0].max() - X[:, 0].mean()) / X[:, 0].std()
+
+
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_fast_silhouette_equals_sklearn(k):
+    rng = np.random.default_rng(k)
+    X = rng.normal(size=(1500, 6))
+    labels = rng.integers(0, k, 1500)
+    labels[:3] = k  # a singleton cluster scores 0 in both
+    labels[3:5] = k + 1
+    X[labels == 0] += 2
+    assert silhouette(X, labels) == pytest.approx(silhouette_score(X, labels), abs=1e-9)
