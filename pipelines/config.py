@@ -162,9 +162,8 @@ class SegmentsConfig(_Strict):
     )
     k_min: Annotated[int, Field(ge=2)] = 2
     k_max: Annotated[int, Field(ge=2)] = 8
-    sample_size: Annotated[int, Field(ge=100)] = 50_000
-    n_init: Annotated[int, Field(ge=1)] = 10
-    select_size: Annotated[int, Field(ge=100)] = 10_000
+    sample_size: Annotated[int, Field(ge=100)] = 20_000
+    n_init: Annotated[int, Field(ge=1)] = 5
     silhouette_size: Annotated[int, Field(ge=100)] = 2_000
     k_switch_margin: Annotated[float, Field(ge=0)] = Field(
         0.02, description="last night's k stays unless another k's silhouette beats it by more")

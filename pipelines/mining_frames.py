@@ -59,7 +59,7 @@ def segment(features: pd.DataFrame, previous: pd.DataFrame | None, config: Minin
         before = np.array([last.get(c, -1) for c in features["customer_id"]], dtype=np.int64)
         old_ids, old_centers = previous_centroids(Z, before)
     model = SampledKMeans(k_range=(cfg.k_min, cfg.k_max), sample_size=cfg.sample_size, n_init=cfg.n_init,
-                          select_size=cfg.select_size, silhouette_size=cfg.silhouette_size,
+                          silhouette_size=cfg.silhouette_size,
                           k_margin=cfg.k_switch_margin, random_state=config.seed)
     model.fit(Z, previous_centers=None if before is None else old_centers)
     centers = model.cluster_centers_
