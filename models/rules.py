@@ -138,7 +138,9 @@ def _leaf_paths(tree, splits: _Splits) -> list[list[Condition]]:
     return paths
 
 
-FALSE_HIT_COST = 50.0  # a re-cut threshold may admit one false hit for every fifty more hits
+FALSE_HIT_COST = 10.0  # a re-cut threshold may admit one false hit for every ten more hits
+PRECISION_SLACK = 0.005  # a condition whose removal costs less precision than this is dropped
+REFINE_PASSES = 3
 
 
 class RuleInducer(ClassifierMixin, BaseEstimator):
@@ -179,7 +181,12 @@ class RuleInducer(ClassifierMixin, BaseEstimator):
         splits = _Splits(X)
         candidates = {}
         for path in _leaf_paths(tree, splits):
-            conds = self._refine(_merge(path), X, y, splits)
+            conds = _merge(path)
+            for _ in range(REFINE_PASSES):  # cuts interact: re-cut until they settle
+                refined = self._refine(conds, X, y, splits)
+                if refined == conds:
+                    break
+                conds = refined
             conds = self._generalise(conds, X, y)
             candidates.setdefault(tuple(conds), None)
         self.rules_ = self._select([list(c) for c in candidates], X, y)
@@ -225,8 +232,10 @@ class RuleInducer(ClassifierMixin, BaseEstimator):
         return conds
 
     def _generalise(self, conds: list[Condition], X: np.ndarray, y: np.ndarray) -> list[Condition]:
-        """Drop conditions while precision holds; then down to `max_conditions` at least cost."""
+        """Drop conditions while precision holds (within PRECISION_SLACK of the rule's own: one
+        mislabelled customer must not buy a condition), then down to `max_conditions`."""
         precision, _ = self._precision(conds, X, y)
+        floor = precision - PRECISION_SLACK
         while conds:
             trials = []
             for i in range(len(conds)):
@@ -234,8 +243,8 @@ class RuleInducer(ClassifierMixin, BaseEstimator):
                 p, pos = self._precision(rest, X, y)
                 trials.append((p, pos, -i, rest))
             p, _, _, rest = max(trials, key=lambda t: (t[0], t[1], t[2]))
-            if p >= precision - 1e-12 or len(conds) > self.max_conditions:
-                conds, precision = rest, p
+            if p >= floor - 1e-12 or len(conds) > self.max_conditions:
+                conds = rest
             else:
                 break
         return conds
