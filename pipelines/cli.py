@@ -159,6 +159,8 @@ def _print_summary(results: list[StepResult], settings: Settings, as_of: date, t
         for name, share, n, rev in rows:
             tiers.add_row(name, f"{share:.0%}", f"{n:,}", f"{n / customers:.2%}", f"{rev / revenue:.1%}")
         console.print(tiers)
+    if "mine" in by_step:
+        _print_mining(by_step["mine"])
     if "publish" in by_step:
         p = by_step["publish"]
         if p.details:
@@ -179,12 +181,27 @@ full_refresh_option = click.option(
 )
 
 
+def _print_mining(result: StepResult) -> None:
+    details = result.details
+    segments = Table(title="Customer segments (kam mine)")
+    for col in ("id", "segment", "status", "customers"):
+        segments.add_column(col, justify="right" if col in ("id", "customers") else "left")
+    for sid, name, status, n in details["segments"]:
+        key = " (key accounts)" if sid == details["key_account_segment"] else ""
+        segments.add_row(str(sid), name + key, status, f"{n:,}")
+    console.print(segments)
+    q = details["quality"]
+    console.print(f"k = {int(q['k'])} by silhouette on a sample; silhouette {q['silhouette']:.3f}, "
+                  f"Davies-Bouldin {q['davies_bouldin']:.3f}. Rules: segment_rule; offers: "
+                  "account_next_best.")
+
+
 @main.command("run")
 @as_of_option
 @config_option
 @full_refresh_option
 def run(as_of: date, config: str | None, full_refresh: bool) -> None:
-    """Run the whole nightly job: extract → stage → build → publish → maintain."""
+    """Run the whole nightly job: extract → stage → build → mine → publish → maintain."""
     _run(list(STEPS), config, as_of, full_refresh=full_refresh)
 
 

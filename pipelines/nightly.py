@@ -15,6 +15,7 @@ from pipelines.extract import extract
 from pipelines.ledger import new_run_id, recorded
 from pipelines.maintenance import maintain
 from pipelines.marts import build
+from pipelines.mining import mine
 from pipelines.publish import publish
 from pipelines.results import StepResult
 from pipelines.staging import stage
@@ -24,6 +25,7 @@ STEPS: dict[str, Callable[..., StepResult]] = {
     "extract": extract,
     "stage": stage,
     "build": build,
+    "mine": mine,
     "publish": publish,
     "maintain": maintain,
 }
@@ -32,13 +34,15 @@ STEP_HELP = {
     "extract": "land tonight's batch of every mapped source table in raw (incremental where configured)",
     "stage": "type, check and de-duplicate entities into stg_*, quarantine_* and the customer xref",
     "build": "build the marts customer_value and crm_account_tier",
+    "mine": "segments, the rules that explain them and cross-sell offers (customer_segment, "
+            "segment_profile, segment_rule, cross_sell_rule, account_next_best)",
     "publish": "write crm_account_tier into the CRM (changed rows only, one transaction)",
     "maintain": "compact small files and vacuum old versions (on the configured weekday, or forced)",
 }
 
 # Options a step takes beyond (settings, as_of); anything else given to run_step is not passed on.
 _STEP_OPTIONS = {"extract": {"full_refresh", "on_table"}, "stage": {"on_table"},
-                 "build": {"on_table"}, "maintain": {"force"}}
+                 "build": {"on_table"}, "mine": {"on_table"}, "maintain": {"force"}}
 
 
 def _settings(config: str | Settings | None) -> Settings:
