@@ -145,10 +145,19 @@ def expose_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of
         return alias
     # The full batch is tens of millions of rows, the increments a few percent: only the small side
     # is ranked, and the full batch meets it in a hash anti-join that streams.
+    # A row without a complete key has no identity but its content: such rows match across
+    # batches when every source column is equal (a re-read), so they are neither lost nor doubled.
     exprs = [_source_expr(mapping.columns[k]) for k in ENTITIES[entity].key]
+    source_columns = [
+        c for c, *_ in session.con.execute(f'DESCRIBE "_full_{entity}"').fetchall() if not c.startswith("_")
+    ]
+    incomplete = " OR ".join(f"({e}) IS NULL" for e in exprs)
+    content = f"hash({', '.join(_q(c) for c in source_columns)})"
     keyed = ", ".join(f"{e} AS _k{i}" for i, e in enumerate(exprs))
-    knames = ", ".join(f"_k{i}" for i in range(len(exprs)))
-    same = " AND ".join(f"a._k{i} = b._k{i}" for i in range(len(exprs)))
+    keyed += f", CASE WHEN {incomplete} THEN {content} ELSE 0 END AS _kh"
+    knames = ", ".join([f"_k{i}" for i in range(len(exprs))] + ["_kh"])
+    same = " AND ".join([f"a._k{i} IS NOT DISTINCT FROM b._k{i}" for i in range(len(exprs))]
+                        + ["a._kh = b._kh"])
     parts = [f'SELECT *, {keyed} FROM "_full_{entity}"']
     if increments:
         batches(f"_incb_{entity}", increments)
@@ -162,13 +171,13 @@ def expose_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of
         parts = [f'SELECT * FROM ({parts[0]}) a WHERE NOT EXISTS '
                  f'(SELECT 1 FROM "_inc_{entity}" b WHERE {same})',
                  f'SELECT * FROM "_inc_{entity}"']
-    if snap.keys is not None:  # deletions: older rows whose key the reconciliation did not see
+    if snap.keys is not None:  # deletions: older keyed rows the reconciliation did not see
         batches(f"_keysb_{entity}", [snap.keys])
         session.con.execute(
             f'CREATE OR REPLACE TEMP TABLE "_keys_{entity}" AS SELECT DISTINCT {keyed} FROM "_keysb_{entity}"'
         )
         parts = [
-            f"SELECT * FROM ({part}) a WHERE a.{BATCH_ID} > '{snap.keys.batch_id}' "
+            f"SELECT * FROM ({part}) a WHERE a.{BATCH_ID} > '{snap.keys.batch_id}' OR a._kh <> 0 "
             f'OR EXISTS (SELECT 1 FROM "_keys_{entity}" b WHERE {same})'
             for part in parts
         ]
