@@ -10,6 +10,7 @@ is independent of purchase frequency; check that before trusting it on new data.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import digamma, gammaln
@@ -30,28 +31,63 @@ def _spend_arrays(frequency, monetary) -> tuple[np.ndarray, np.ndarray]:
     return x, m
 
 
-def log_likelihood(params, data, *, per_customer: bool = False):
-    """Summed Gamma-Gamma log-likelihood of the mean spends, with its gradient in (p, q, v).
+@dataclass(frozen=True)
+class _Data:
+    """Repeat buyers' spends with every parameter-free sum computed once, before the optimiser starts."""
+
+    x: np.ndarray
+    m: np.ndarray
+    xm: np.ndarray  # x * m
+    xs: np.ndarray
+    counts: np.ndarray
+    sum_x_log_x: float
+    sum_x_log_m: float
+    sum_log_m: float
+    work: np.ndarray
+
+
+def _prepare(x: np.ndarray, m: np.ndarray) -> _Data:
+    xs, inv = unique_counts(x)
+    return _Data(x, m, x * m, xs, np.bincount(inv, minlength=len(xs)).astype(float),
+                 float(np.sum(x * np.log(x))), float(np.sum(x * np.log(m))), float(np.sum(np.log(m))),
+                 np.empty(len(x)))
+
+
+def customer_log_likelihood(params, frequency, monetary) -> np.ndarray:
+    """Per-customer Gamma-Gamma log-likelihood of the mean spend m over x repeat purchases.
 
     f(m | x) = Gamma(px+q) / (Gamma(px) Gamma(q)) v^q x^(px) m^(px-1) / (v + x m)^(px+q).
     """
     p, q, v = params
-    x, m, xs, inv = data
+    x, m = _spend_arrays(frequency, monetary)
+    return (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(v) + p * x * np.log(x)
+            + (p * x - 1) * np.log(m) - (p * x + q) * np.log(v + x * m))
+
+
+def log_likelihood(params, data: _Data) -> tuple[float, np.ndarray]:
+    """Summed Gamma-Gamma log-likelihood with its gradient in (p, q, v), for fitting.
+
+    Only log(v + x m) and 1 / (v + x m) need a pass over the customers per evaluation; gamma
+    functions go per distinct frequency and the rest was summed once in `_prepare`.
+    """
+    p, q, v = params
+    x, xs, counts, w = data.x, data.xs, data.counts, data.work
+    n = len(x)
     px = p * xs
-    lg = gammaln(px + q) - gammaln(px) - gammaln(q)
-    log_x = np.log(xs)
-    log_m = np.log(m)
-    log_vxm = np.log(v + x * m)
-    pxq = p * x + q
-    ll = lg[inv] + q * np.log(v) + p * x * np.log(x) + (p * x - 1) * log_m - pxq * log_vxm
-    if per_customer:
-        return ll
-    counts = np.bincount(inv, minlength=len(xs))
-    d_p = (np.sum(counts * xs * (digamma(px + q) - digamma(px) + log_x))
-           + np.sum(x * (log_m - log_vxm)))
-    d_q = np.sum(counts * (digamma(px + q) - digamma(q))) + len(x) * np.log(v) - np.sum(log_vxm)
-    d_v = len(x) * q / v - np.sum(pxq / (v + x * m))
-    return float(np.sum(ll)), np.array([d_p, d_q, d_v])
+    log_vxm = np.log(np.add(data.xm, v, out=w), out=w)
+    sum_log = log_vxm.sum()
+    sum_x_log = float(np.multiply(x, log_vxm, out=w).sum())
+    value = (np.sum(counts * (gammaln(px + q) - gammaln(px))) - n * gammaln(q) + n * q * np.log(v)
+             + p * data.sum_x_log_x + p * data.sum_x_log_m - data.sum_log_m
+             - p * sum_x_log - q * sum_log)
+    inv = np.reciprocal(np.add(data.xm, v, out=w), out=w)
+    sum_inv = inv.sum()
+    sum_x_inv = float(np.multiply(x, inv, out=w).sum())
+    d_p = (np.sum(counts * xs * (digamma(px + q) - digamma(px))) + data.sum_x_log_x + data.sum_x_log_m
+           - sum_x_log)
+    d_q = np.sum(counts * (digamma(px + q) - digamma(q))) + n * np.log(v) - sum_log
+    d_v = n * q / v - p * sum_x_inv - q * sum_inv
+    return float(value), np.array([d_p, d_q, d_v])
 
 
 class GammaGammaModel:
@@ -70,8 +106,7 @@ class GammaGammaModel:
         x, m = x[keep], m[keep]
         if len(x) < 2:
             raise ValueError("Gamma-Gamma needs at least two customers with repeat purchases")
-        xs, inv = unique_counts(x)
-        data = (x, m, xs, inv)
+        data = _prepare(x, m)
         start = np.array(self.start, dtype=float)
         if self.start == (1.0, 1.0, 1.0):
             start[2] = float(np.mean(m))  # v is on the money scale; start there

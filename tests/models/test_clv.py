@@ -104,7 +104,7 @@ def test_closed_form_prediction_equals_the_textbook_formula_where_that_one_is_st
 
 
 def test_log_likelihood_matches_a_direct_evaluation(bgnbd, summary):
-    from models.clv.bgnbd import _prepare, log_likelihood
+    from models.clv.bgnbd import _prepare, customer_log_likelihood, log_likelihood
 
     r, alpha, a, b = (bgnbd.params_[k] for k in ("r", "alpha", "a", "b"))
     x, t_x, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
@@ -113,8 +113,13 @@ def test_log_likelihood_matches_a_direct_evaluation(bgnbd, summary):
               + (x > 0) * np.exp(betaln(a + 1, np.maximum(b + x - 1, 1e-9)) - betaln(a, b)
                                  + gammaln(r + x) - gammaln(r) + r * np.log(alpha)
                                  - (r + x) * np.log(alpha + t_x)))
-    ours = log_likelihood((r, alpha, a, b), _prepare(x, t_x, T), per_customer=True)
+    ours = customer_log_likelihood((r, alpha, a, b), x, t_x, T)
     np.testing.assert_allclose(ours, np.log(direct), rtol=1e-10)
+    # The rearranged sum used for fitting is the same number, at the optimum and away from it.
+    assert log_likelihood((r, alpha, a, b), _prepare(x, t_x, T))[0] == pytest.approx(ours.sum(), rel=1e-12)
+    away = (0.5, 2.0, 1.5, 0.9)
+    assert log_likelihood(away, _prepare(x, t_x, T))[0] == pytest.approx(
+        customer_log_likelihood(away, x, t_x, T).sum(), rel=1e-12)
 
 
 def test_analytic_gradient_agrees_with_finite_differences(summary):
@@ -133,7 +138,10 @@ def test_analytic_gradient_agrees_with_finite_differences(summary):
         assert grad[j] == pytest.approx(numeric, rel=1e-5)
     repeat = summary[summary["frequency"] > 0]
     x, m = repeat["frequency"].to_numpy(float), repeat["monetary"].to_numpy(float)
-    gdata = (x, m, *np.unique(x, return_inverse=True))
+    gdata = gg._prepare(x, m)
+    for point in ([5.0, 3.0, 12.0], [6.2488, 3.7446, 15.4477]):
+        assert gg.log_likelihood(point, gdata)[0] == pytest.approx(
+            gg.customer_log_likelihood(point, x, m).sum(), rel=1e-12)
     point = np.array([5.0, 3.0, 12.0])
     _, grad = gg.log_likelihood(point, gdata)
     for j in range(3):
@@ -165,7 +173,7 @@ def extreme_customers():
     {"r": 0.05, "alpha": 200.0, "a": 0.1, "b": 20.0},
 ])
 def test_no_nan_or_inf_for_very_active_very_old_or_brand_new_customers(params):
-    from models.clv.bgnbd import _prepare, log_likelihood
+    from models.clv.bgnbd import _prepare, customer_log_likelihood, log_likelihood
 
     model = BetaGeoModel()
     model.params_ = dict(params)
@@ -176,7 +184,10 @@ def test_no_nan_or_inf_for_very_active_very_old_or_brand_new_customers(params):
     t_x[x == 0] = 0
     alive = model.conditional_probability_alive(x, t_x, T)
     expected = model.conditional_expected_number_of_purchases_up_to_time(52, x, t_x, T)
-    ll = log_likelihood(tuple(params.values()), _prepare(x, t_x, T), per_customer=True)
+    ll = customer_log_likelihood(tuple(params.values()), x, t_x, T)
+    total, grad = log_likelihood(tuple(params.values()), _prepare(x, t_x, T))
+    assert np.isfinite(total) and np.all(np.isfinite(grad))
+    assert total == pytest.approx(ll.sum(), rel=1e-10)
     for arr in (alive, expected, ll):
         assert np.all(np.isfinite(arr))
     assert np.all((alive >= 0) & (alive <= 1))
