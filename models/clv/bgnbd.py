@@ -189,7 +189,22 @@ class BetaGeoModel:
         return np.exp(-self._log_dropout_odds(x, t_x, T))
 
     def conditional_expected_number_of_purchases_up_to_time(self, t, frequency, recency, T) -> np.ndarray:
-        """Expected purchases in (T, T+t] given the customer's history (FHL 2005, eq. 10).
+        """Expected purchases in (T, T+t] given the customer's history (FHL 2005, eq. 10)."""
+        x, t_x, T = rfm_arrays(frequency, recency, T)
+        return self._expected_if_alive(t, x, T) * np.exp(-self._log_dropout_odds(x, t_x, T))
+
+    def conditional_expected_purchases_by_horizon(self, horizons, frequency, recency, T) -> np.ndarray:
+        """The same expectation at several horizons at once (rows: horizons), e.g. for CLV by month.
+
+        Checking the inputs and the probability alive are shared by all horizons, which is most of
+        the cost beyond the hypergeometric function itself.
+        """
+        x, t_x, T = rfm_arrays(frequency, recency, T)
+        alive = np.exp(-self._log_dropout_odds(x, t_x, T))
+        return np.stack([self._expected_if_alive(t, x, T) * alive for t in horizons])
+
+    def _expected_if_alive(self, t, x, T) -> np.ndarray:
+        """Expected purchases in (T, T+t] for a customer known to be alive at T.
 
         The Gauss hypergeometric term is taken through Euler's transformation,
         ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z) = (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z),
@@ -198,14 +213,12 @@ class BetaGeoModel:
         SciPy's own hyp2f1 still fails and a direct series takes over).
         """
         r, alpha, a, b = self._p()
-        x, t_x, T = rfm_arrays(frequency, recency, T)
         t = np.asarray(t, dtype=float)
         if np.isclose(a, 1.0):
             a = 1.0 + 1e-9  # the closed form has a removable singularity at a = 1
         z = t / (alpha + T + t)
         tail = np.exp((a - 1) * np.log1p(-z)) * hyp2f1_safe(a + b - 1 - r, a - 1, a + b + x - 1, z)
-        expected = np.maximum((a + b + x - 1) / (a - 1) * (1.0 - tail), 0.0)
-        return expected * np.exp(-self._log_dropout_odds(x, t_x, T))
+        return np.maximum((a + b + x - 1) / (a - 1) * (1.0 - tail), 0.0)
 
     def expected_number_of_purchases_up_to_time(self, t) -> np.ndarray:
         """Expected purchases in (0, t] for a new customer (FHL 2005, eq. 7)."""

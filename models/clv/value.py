@@ -26,13 +26,13 @@ def customer_lifetime_value(bgnbd: BetaGeoModel, spend: GammaGammaModel, frequen
     if periods < 1 or period_length <= 0:
         raise ValueError("need at least one period of positive length")
     value_per_purchase = spend.conditional_expected_average_profit(frequency, monetary) * margin
-    previous = np.zeros(np.shape(np.asarray(frequency)), dtype=float)
-    total = np.zeros_like(previous)
-    for k in range(1, periods + 1):
-        cumulative = bgnbd.conditional_expected_number_of_purchases_up_to_time(
-            k * period_length, frequency, recency, T)
-        total += (cumulative - previous) / (1 + discount_rate) ** k
-        previous = cumulative
+    cumulative = bgnbd.conditional_expected_purchases_by_horizon(
+        period_length * np.arange(1, periods + 1), frequency, recency, T)
+    per_period = np.diff(cumulative, axis=0, prepend=0.0)
+    discount = (1 + discount_rate) ** -np.arange(1, periods + 1)
+    total = np.zeros(per_period.shape[1:])
+    for factor, purchases in zip(discount, per_period, strict=True):  # periods, not customers
+        total += factor * purchases
     return total * value_per_purchase
 
 
