@@ -22,6 +22,7 @@ def _money(x: float) -> str:
 
 def customer_alerts(frame: pd.DataFrame, *, top_tiers: Sequence[str],
                     declining_drop: float | None = None, declining_tiers: Sequence[str] | None = None,
+                    declining_min_orders: int = 1,
                     at_risk_probability: float | None = None, at_risk_tiers: Sequence[str] | None = None,
                     complaints: int | None = None, days_late: float | None = None,
                     costs_more_than_it_earns: bool = False, narrow_max_lines: int | None = None,
@@ -29,8 +30,9 @@ def customer_alerts(frame: pd.DataFrame, *, top_tiers: Sequence[str],
     """(customer_id, alert, reason) rows for every customer and rule that fires.
 
     `frame` columns: customer_id, tier, baseline_tier (tier by the revenue of the 12 months before
-    the last 12), revenue_12m, revenue_prior_12m, probability_alive, clv, complaints_12m,
-    mean_days_late_12m, gross_margin_12m, cost_to_serve_12m, profit_12m, product_lines_12m.
+    the last 12), revenue_12m, revenue_prior_12m, orders_prior_12m, probability_alive, clv,
+    complaints_12m, median_days_late (recent invoices), gross_margin_12m, cost_to_serve_12m, profit_12m,
+    product_lines_12m.
     Tier lists default to `top_tiers` (every tier but the lowest).
     """
     f = frame.reset_index(drop=True)
@@ -49,7 +51,8 @@ def customer_alerts(frame: pd.DataFrame, *, top_tiers: Sequence[str],
         tiers = list(declining_tiers or top_tiers)
         now, before = num("revenue_12m"), num("revenue_prior_12m")
         change = np.where(before > 0, now / np.where(before > 0, before, 1.0) - 1.0, np.nan)
-        mask = f["baseline_tier"].isin(tiers).to_numpy() & (change <= -declining_drop)
+        regular = num("orders_prior_12m") >= declining_min_orders
+        mask = f["baseline_tier"].isin(tiers).to_numpy() & regular & (change <= -declining_drop)
         emit("declining", mask, [
             f"was {t} on the 12 months before; revenue last 12 months {_money(a)} vs {_money(b)}, "
             f"{c:+.0%}" for t, a, b, c in zip(f["baseline_tier"], now, before, change, strict=True)])
@@ -65,9 +68,9 @@ def customer_alerts(frame: pd.DataFrame, *, top_tiers: Sequence[str],
         emit("repeat_complainer", n >= complaints,
              [f"{k:.0f} complaints in the last 12 months" for k in np.nan_to_num(n)])
     if days_late is not None:
-        late = num("mean_days_late_12m")
+        late = num("median_days_late")
         emit("late_payer", late >= days_late,
-             [f"pays {d:.0f} days after the due date on average (last 12 months)"
+             [f"pays a median {d:.0f} days after the due date (most recent invoices)"
               for d in np.nan_to_num(late)])
     if costs_more_than_it_earns:
         profit, margin, cost = num("profit_12m"), num("gross_margin_12m"), num("cost_to_serve_12m")

@@ -47,6 +47,9 @@ class CostToServeConfig(_Strict):
 class DecliningAlert(_Strict):
     former_tiers: list[str] | None = None
     drop: Annotated[float, Field(gt=0, lt=1)] = 0.40  # trailing 12 months below (1 - drop) x the 12 before
+    # A fall means something only for a customer that bought regularly: one big order a year
+    # "falls" 100% whenever it slips into the next year.
+    min_orders_before: Annotated[int, Field(ge=1)] = 4
 
 
 class AlertConfig(_Strict):
@@ -54,7 +57,8 @@ class AlertConfig(_Strict):
     at_risk: bool = True  # probability alive below clv.at_risk_probability in the at-risk tiers
     at_risk_tiers: list[str] | None = None
     complaints_12m: Annotated[int, Field(ge=1)] | None = 3
-    days_late: Annotated[float, Field(ge=0)] | None = 15.0  # amount-weighted mean, invoices of 12 months
+    days_late: Annotated[float, Field(ge=0)] | None = 15.0  # median days past due ...
+    late_invoices: Annotated[int, Field(ge=1)] = 12  # ... over the customer's most recent invoices due
     costs_more_than_it_earns: bool = True
     narrow_buyer_max_lines: Annotated[int, Field(ge=1)] | None = 1
     narrow_buyer_tiers: list[str] | None = None

@@ -27,8 +27,9 @@ def test_whale_curve_ranks_by_profit_and_rises_above_total_before_falling_back()
 
 def _frame(**overrides):
     base = {"customer_id": ["c1"], "tier": ["Major"], "baseline_tier": ["VIP"], "revenue_12m": [100.0],
-            "revenue_prior_12m": [100.0], "probability_alive": [0.9], "clv": [10.0], "complaints_12m": [0],
-            "mean_days_late_12m": [0.0], "gross_margin_12m": [50.0], "cost_to_serve_12m": [10.0],
+            "revenue_prior_12m": [100.0], "orders_prior_12m": [6], "probability_alive": [0.9], "clv": [10.0],
+            "complaints_12m": [0],
+            "median_days_late": [0.0], "gross_margin_12m": [50.0], "cost_to_serve_12m": [10.0],
             "profit_12m": [40.0], "product_lines_12m": [3]}
     base.update({k: [v] for k, v in overrides.items()})
     return pd.DataFrame(base)
@@ -47,12 +48,12 @@ def test_each_rule_fires_with_its_figures_in_the_reason():
         "declining": dict(revenue_12m=55.0, revenue_prior_12m=100.0),
         "at_risk": dict(probability_alive=0.3),
         "repeat_complainer": dict(complaints_12m=4),
-        "late_payer": dict(mean_days_late_12m=31.0),
+        "late_payer": dict(median_days_late=31.0),
         "costs_more_than_it_earns": dict(profit_12m=-5.0, cost_to_serve_12m=55.0),
         "narrow_buyer": dict(product_lines_12m=1),
     }
     expected_text = {"declining": "-45%", "at_risk": "30%", "repeat_complainer": "4 complaints",
-                     "late_payer": "31 days", "costs_more_than_it_earns": "profit -5",
+                     "late_payer": "median 31 days", "costs_more_than_it_earns": "profit -5",
                      "narrow_buyer": "only 1"}
     for alert, change in cases.items():
         found = customer_alerts(_frame(**change), **RULES)
@@ -61,11 +62,11 @@ def test_each_rule_fires_with_its_figures_in_the_reason():
 
 
 def test_thresholds_are_respected_and_unconfigured_rules_do_not_run():
-    just_short = _frame(revenue_12m=61.0, revenue_prior_12m=100.0, complaints_12m=2, mean_days_late_12m=14.9)
+    just_short = _frame(revenue_12m=61.0, revenue_prior_12m=100.0, complaints_12m=2, median_days_late=14.9)
     assert customer_alerts(just_short, **RULES).empty
     small = _frame(tier="Small", baseline_tier="Small", revenue_12m=10.0, probability_alive=0.1,
                    product_lines_12m=1)
     assert customer_alerts(small, **RULES).empty  # declining/at-risk/narrow are for top tiers only
     assert customer_alerts(_frame(complaints_12m=9), top_tiers=["VIP"]).empty
-    assert np.array_equal(customer_alerts(_frame(complaints_12m=9, mean_days_late_12m=20), **RULES)["alert"],
+    assert np.array_equal(customer_alerts(_frame(complaints_12m=9, median_days_late=20), **RULES)["alert"],
                           ["repeat_complainer", "late_payer"])
