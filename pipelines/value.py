@@ -81,7 +81,7 @@ def clv_scores(transactions: pd.DataFrame, as_of: date, cfg: ClvConfig) -> tuple
     out["probability_alive"] = np.round(bg.conditional_probability_alive(x, t_x, T), 4)
     out["clv"] = np.round(customer_lifetime_value(
         bg, spend, x, t_x, T, m, periods=cfg.horizon_months, period_length=WEEKS_PER_MONTH,
-        margin=margin, discount_rate=monthly_rate), 2)
+        margin=margin, discount_rate=monthly_rate, order_value=order_value), 2)
     out["clv_flag"] = np.where(flags == "", None, flags)
     info = {"fitted": True, "customers": len(summary), "bgnbd": bg.params_, "gamma_gamma": spend.params_,
             "converged": bg.converged_ and spend.converged_, "warnings": [str(w.message) for w in caught]}

@@ -15,17 +15,21 @@ from models.clv.bgnbd import BetaGeoModel
 from models.clv.gamma_gamma import GammaGammaModel
 
 
-def customer_lifetime_value(bgnbd: BetaGeoModel, spend: GammaGammaModel, frequency, recency, T, monetary, *,
-                            periods: int = 12, period_length: float = 52 / 12, margin: float = 1.0,
-                            discount_rate: float = 0.01) -> np.ndarray:
+def customer_lifetime_value(bgnbd: BetaGeoModel, spend: GammaGammaModel | None, frequency, recency, T,
+                            monetary, *, periods: int = 12, period_length: float = 52 / 12, margin=1.0,
+                            discount_rate: float = 0.01, order_value=None) -> np.ndarray:
     """Present value of margin over `periods` periods of `period_length` (model time units) each.
 
     `margin` turns spend into gross margin (1.0 = spend itself); `discount_rate` is per period
-    (default 1% a month with monthly periods in weeks).
+    (default 1% a month with monthly periods in weeks). `margin` may be one share per customer.
+    `order_value`, when given, replaces the Gamma-Gamma expectation of spend per purchase (for data
+    where that model does not hold); `spend` may then be None.
     """
     if periods < 1 or period_length <= 0:
         raise ValueError("need at least one period of positive length")
-    value_per_purchase = spend.conditional_expected_average_profit(frequency, monetary) * margin
+    if order_value is None:
+        order_value = spend.conditional_expected_average_profit(frequency, monetary)
+    value_per_purchase = np.asarray(order_value, dtype=float) * margin
     cumulative = bgnbd.conditional_expected_purchases_by_horizon(
         period_length * np.arange(1, periods + 1), frequency, recency, T)
     per_period = np.diff(cumulative, axis=0, prepend=0.0)

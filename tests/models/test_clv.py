@@ -245,6 +245,8 @@ def test_clv_discounts_and_scales_with_margin(bgnbd, summary):
     purchases = bgnbd.conditional_expected_number_of_purchases_up_to_time(52, *args[:3])
     avg = spend.conditional_expected_average_profit(args[0], args[3])
     np.testing.assert_allclose(undiscounted, purchases * avg, rtol=1e-9)
+    own = customer_lifetime_value(bgnbd, None, *args, discount_rate=0.0, order_value=np.full(len(avg), 10.0))
+    np.testing.assert_allclose(own, purchases * 10.0, rtol=1e-9)
 
 
 @pytest.fixture(scope="module")
