@@ -47,7 +47,8 @@ def clv_scores(transactions: pd.DataFrame, as_of: date, cfg: ClvConfig) -> tuple
     """Per customer with purchases: expected purchases and revenue over the horizon, probability
     alive, CLV and a flag saying how far to trust them; plus what was fitted, for the run summary."""
     summary = customer_summary(transactions, as_of, amount="amount")
-    margins = transactions.groupby("customer_id")[["margin", "amount"]].sum(min_count=1)
+    known = transactions[transactions["margin"].notna()]  # days with a product cost for every line
+    margins = known.groupby("customer_id")[["margin", "amount"]].sum()
     share = (margins["margin"] / margins["amount"].where(margins["amount"] > 0)).reindex(summary.index)
     margin = share.fillna(cfg.default_margin).clip(lower=0.0, upper=1.0).to_numpy()
     out = pd.DataFrame(index=summary.index)

@@ -3,9 +3,11 @@
 SELECT
     o.customer_id,
     o.order_date AS date,
-    CAST(sum(l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0))) AS DOUBLE) AS amount,
-    CAST(sum(l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)) - l.quantity * p.unit_cost) AS DOUBLE)
-        AS margin
+    -- summed as exact decimals (a float sum varies in its last bit with row order), then DOUBLE
+    CAST(sum(CAST(ROUND(l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)), 2) AS DECIMAL(18, 2)))
+        AS DOUBLE) AS amount,
+    CAST(sum(CAST(ROUND(l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)), 2) AS DECIMAL(18, 2))
+             - CAST(ROUND(l.quantity * p.unit_cost, 2) AS DECIMAL(18, 2))) AS DOUBLE) AS margin
 FROM stg_order o
 JOIN stg_order_line l USING (order_id)
 LEFT JOIN stg_product p USING (product_id)

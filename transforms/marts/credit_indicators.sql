@@ -10,7 +10,8 @@ WITH p AS (
 ),
 line AS (
     SELECT o.customer_id, o.order_id, o.order_date, pr.product_line,
-           l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)) AS revenue
+           -- exact decimals: float sums vary in the last bit with the order rows arrive in
+           CAST(ROUND(l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)), 2) AS DECIMAL(18, 2)) AS revenue
     FROM stg_order o JOIN stg_order_line l USING (order_id) LEFT JOIN stg_product pr USING (product_id)
     WHERE NOT COALESCE(o.is_cancelled, FALSE)
 ),
@@ -55,7 +56,7 @@ settled AS (
     GROUP BY x.invoice_id
 ),
 invoice AS (
-    SELECT i.invoice_id, i.customer_id, i.invoice_date, i.due_date, CAST(i.amount AS DOUBLE) AS amount,
+    SELECT i.invoice_id, i.customer_id, i.invoice_date, i.due_date, i.amount,
            st.paid_on, COALESCE(st.paid_amount, 0) AS paid_amount
     FROM stg_invoice i LEFT JOIN settled st USING (invoice_id), p
     WHERE i.invoice_date <= p.e AND i.amount > 0

@@ -9,7 +9,8 @@ WITH bounds AS (
 ),
 line AS (
     SELECT o.customer_id, o.order_id, o.order_date, p.product_line,
-           l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)) AS revenue
+           -- exact decimals: float sums vary in the last bit with the order rows arrive in
+           CAST(ROUND(l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)), 2) AS DECIMAL(18, 2)) AS revenue
     FROM stg_order o
     JOIN stg_order_line l USING (order_id)
     LEFT JOIN stg_product p USING (product_id)

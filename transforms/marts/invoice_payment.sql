@@ -13,7 +13,7 @@ covered AS (
     WHERE p.running >= i.amount - 0.005
     GROUP BY p.invoice_id
 )
-SELECT i.invoice_id, i.customer_id, i.invoice_date, i.due_date, CAST(i.amount AS DOUBLE) AS amount, c.paid_on
+SELECT i.invoice_id, i.customer_id, i.invoice_date, i.due_date, i.amount, c.paid_on
 FROM stg_invoice i
 LEFT JOIN covered c USING (invoice_id)
 WHERE i.invoice_date <= getvariable('as_of') AND i.amount > 0
