@@ -169,3 +169,17 @@ def test_credit_rating_is_the_same_for_any_day_of_the_quarter(two_nights):
     run_step("build", date(2026, 10, 15), settings)  # extract/stage of 2026-11-22 kept: later data
     after = warehouse.read("credit_rating").to_pandas().sort_values("customer_id", ignore_index=True)
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_a_grade_is_printed_line_by_line(two_nights):
+    from pipelines.value import explain_grade
+
+    _, warehouse, _, _, _, _ = two_nights
+    rating = warehouse.read("credit_rating").to_pandas().sort_values("customer_id")
+    row = rating.iloc[len(rating) // 2]
+    text = explain_grade(warehouse, row["customer_id"])
+    print(text)
+    lines = text.splitlines()
+    assert f"grade {row['grade']}, score {row['score']:.1f} / 100" in lines[0]
+    assert sum(line.startswith("    ") for line in lines) == 20  # one line per indicator
+    assert sum(line.startswith("  ") and not line.startswith("    ") for line in lines) == 5  # groups
