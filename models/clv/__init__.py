@@ -1,4 +1,4 @@
-"""Customer lifetime value models: BG/NBD purchases, Gamma-Gamma spend, CLV and holdout checks.
+"""Customer lifetime value models: BG/NBD (and Pareto/NBD) purchases, Gamma-Gamma spend, CLV, holdout.
 
 Familiar to users of the `lifetimes` package (same parameter names and method names), without
 depending on it: closed-form log-likelihoods on arrays, analytic gradients, log-space arithmetic.
@@ -7,6 +7,7 @@ depending on it: closed-form log-likelihoods on arrays, analytic gradients, log-
 from models.clv.bgnbd import BetaGeoModel
 from models.clv.gamma_gamma import GammaGammaModel
 from models.clv.holdout import HoldoutResult, holdout_evaluation
+from models.clv.pareto_nbd import ParetoNBDModel
 from models.clv.summary import customer_summary, purchases_between
 from models.clv.value import customer_lifetime_value, history_flags
 
@@ -14,6 +15,7 @@ __all__ = [
     "BetaGeoModel",
     "GammaGammaModel",
     "HoldoutResult",
+    "ParetoNBDModel",
     "customer_lifetime_value",
     "customer_summary",
     "history_flags",
