@@ -95,7 +95,8 @@ def add_value(session: Session, settings: Settings, values: pa.Table) -> tuple[p
     session.materialize("invoice_payment", sql_file("marts", "invoice_payment"))
     session.con.execute(f"SET VARIABLE late_invoices = {int(cfg.alerts.late_invoices)}")
     activity = _frame(session, "customer_activity").set_index("customer_id")
-    transactions = _frame(session, "clv_transactions")
+    session.materialize("clv_transactions", sql_file("marts", "clv_transactions"))  # holdout reuses it
+    transactions = session.con.execute("SELECT * FROM clv_transactions").df()
     scores, info = clv_scores(transactions, session.as_of, cfg.clv)
     base = values.select(["customer_id", "orders_12m", "gross_margin_12m"]).to_pandas()
     base = base.set_index("customer_id")
@@ -242,7 +243,7 @@ def holdout_table(session: Session, settings: Settings) -> pa.Table | None:
     """clv_holdout: per run, predicted vs actual repeat purchases in the last holdout_weeks, by
     calibration frequency bucket (the calibration plot) and in total (bucket 'all')."""
     cfg = settings.config.clv
-    transactions = _frame(session, "clv_transactions")
+    transactions = session.con.execute("SELECT * FROM clv_transactions").df()  # made by add_value
     as_of = session.as_of
     calibration_end = pd.Timestamp(as_of) - pd.Timedelta(days=round(cfg.holdout_weeks * 7))
     known = transactions[pd.to_datetime(transactions["date"]) <= calibration_end]
