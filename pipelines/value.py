@@ -36,7 +36,9 @@ from pipelines.duckdb_session import Session, sql_file
 from pipelines.value_config import ClvConfig
 
 WEEKS_PER_MONTH = 52 / 12
-TIER_HISTORY = "customer_tier_history"
+# Pipeline state, not a mart: the `kam_` prefix puts it beside the run ledger (meta layer), so the
+# marts stay a snapshot of one night and re-running an earlier night still finds its predecessor.
+TIER_HISTORY = "kam_tier_state"
 
 
 def _frame(session: Session, name: str) -> pd.DataFrame:
@@ -175,7 +177,7 @@ def add_tiers(table: pa.Table, settings: Settings, previous: pd.DataFrame, as_of
 
 
 def tier_history(values: pa.Table) -> pa.Table:
-    """customer_tier_history: one row per customer and run — the state the next run's rule reads."""
+    """kam_tier_state: one row per customer and run — the state the next run's stability rule reads."""
     return values.select(["as_of_date", "customer_id", "tier", "ranked_tier", "previous_tier",
                           "tier_since", "tier_reason", "pending_tier", "pending_runs"])
 
@@ -281,50 +283,20 @@ def whale_table(values: pa.Table, as_of: date) -> pa.Table:
 
 
 def side_marts(session: Session, settings: Settings, values: pa.Table):
-    """(table, data, replace_where) for each mart built on customer_value; None replaces the table.
+    """(table, data, replace_where) for each table built on customer_value.
 
-    Tables with history keep one slice per run (as-of date) or per rating quarter and replace only
-    their own slice, so a re-run is idempotent and earlier runs stay readable.
+    The marts are a snapshot of this night, replaced whole, so re-running an earlier night gives
+    that night's marts back. Only the tier state keeps one slice per run (replacing its own), since
+    the next night's stability rule reads it.
     """
     as_of = session.as_of
-    run_key = f"as_of_date = '{as_of.isoformat()}'"
-    yield TIER_HISTORY, tier_history(values), run_key
+    yield TIER_HISTORY, tier_history(values), f"as_of_date = '{as_of.isoformat()}'"
     yield "whale_curve", whale_table(values, as_of), None
-    yield "customer_alert", alerts_table(values, settings, as_of), run_key
+    yield "customer_alert", alerts_table(values, settings, as_of), None
     holdout = holdout_table(session, settings)
     if holdout is not None:
-        yield "clv_holdout", holdout, run_key
+        yield "clv_holdout", holdout, None
     if settings.config.credit is not None:
         rating, points = credit_tables(session, settings)
-        quarter_key = f"rating_quarter = '{rating_quarter(as_of)[0]}'"
-        yield "credit_rating", rating, quarter_key
-        yield "credit_rating_points", points, quarter_key
-
-
-def explain_grade(warehouse, customer_id: str, rating_quarter_label: str | None = None) -> str:
-    """A customer's credit grade, line by line: each indicator's value, band and points.
-
-    Reads credit_rating and credit_rating_points (the latest rated quarter unless one is named), so
-    what it prints is exactly what was stored, not a recomputation.
-    """
-    rating = warehouse.read("credit_rating").to_pandas()
-    rating = rating[rating["customer_id"] == customer_id]
-    if rating.empty:
-        raise KeyError(f"customer {customer_id} has no credit rating")
-    quarter = rating_quarter_label or rating["rating_quarter"].max()
-    row = rating[rating["rating_quarter"] == quarter].iloc[0]
-    points = warehouse.read("credit_rating_points").to_pandas()
-    points = points[(points["customer_id"] == customer_id) & (points["rating_quarter"] == quarter)]
-    lines = [f"customer {customer_id}, rating {quarter} (on {row['period_start']} .. {row['period_end']}): "
-             f"grade {row['grade']}, score {row['score']:.1f} / 100 "
-             f"(financial {row['financial_points']:.1f}, non-financial {row['non_financial_points']:.1f})"]
-    if row["grade"] != row["computed_grade"]:
-        lines.append(f"  override: computed {row['computed_grade']}, set to {row['grade']} "
-                     f"because {row['override_reason']!r} until {row['override_expires']}")
-    for group, part in points.groupby("group", sort=False):
-        lines.append(f"  {group}: {part['points'].sum():.1f} / {part['max_points'].sum():.0f}")
-        for _, p in part.iterrows():
-            value = "no data" if pd.isna(p["value"]) else f"{p['value']:.3g}"
-            lines.append(f"    {p['indicator']:<20} {value:>10}  {p['band']:<16} "
-                         f"{p['points']:>5.2f} / {p['max_points']:.0f}  {p['label']}")
-    return "\n".join(lines)
+        yield "credit_rating", rating, None
+        yield "credit_rating_points", points, None
