@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
-STEPS = ["demo-data", "extract", "stage", "build", "publish"]
+STEPS = ["demo-data", "extract", "stage", "build", "mine", "publish"]
 AS_OF = "2026-11-22"
 
 

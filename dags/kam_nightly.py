@@ -2,7 +2,10 @@
 ### kam_nightly — the nightly key-account run
 
 Extracts CRM, ERP and SCM into the raw layer, stages and checks the canonical entities, builds the
-marts (`customer_value`, `crm_account_tier`) and publishes changed tiers back into the CRM.
+marts (`customer_value`, `crm_account_tier`), mines segments, their rules and cross-sell offers
+(`customer_segment`, `segment_profile`, `segment_rule`, `cross_sell_rule`, `account_next_best`),
+publishes changed tiers back into the CRM and, on the configured weekday, compacts and vacuums the
+warehouse. Every task is recorded in the run ledger under the Airflow run id (`kam runs`).
 The run's **logical date is the as-of date**: a backfill or re-run for a date gives that date's tables.
 
 * **Owner:** kam-data-eng
@@ -20,7 +23,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import chain, dag, task
 
-STEPS = ("extract", "stage", "build", "publish")  # the order of pipelines.nightly.STEPS
+STEPS = ("extract", "stage", "build", "mine", "publish", "maintain")  # pipelines.nightly.STEPS order
 DEFAULT_ARGS = {"owner": "kam-data-eng", "retries": 2, "retry_delay": timedelta(minutes=5)}
 
 

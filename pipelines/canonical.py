@@ -68,6 +68,7 @@ ENTITIES: dict[str, Entity] = {
                 country=Column(T), city=Column(T), industry=Column(T),
                 payment_terms_days=Column(INT), credit_limit=Column(M),
                 created_at=Column(D), updated_at=Column(D),
+                status=Column(T, doc="lifecycle status as the system of record keeps it, e.g. LOST"),
             ),
         ),
         Entity(

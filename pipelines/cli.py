@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.config import ConfigError, Settings, load_config
-from pipelines.nightly import STEP_HELP, STEPS
+from pipelines.extract import SchemaDrift
+from pipelines.ledger import new_run_id
+from pipelines.nightly import STEP_HELP, STEPS, run_step
 from pipelines.results import StepResult
 from pipelines.sources import SourceUnavailable
 
@@ -88,8 +90,10 @@ def demo_data(config: str | None, customers: int, as_of: date, seed: int, dirty_
     console.print(f"Planted patterns (ground truth for tests): {truth}")
 
 
-def _run(steps: list[str], config: str | None, as_of: date) -> list[StepResult]:
+def _run(steps: list[str], config: str | None, as_of: date, **options) -> list[StepResult]:
     settings = _settings(config)
+    run_id = new_run_id(as_of)
+    console.log(f"run {run_id}")
     results: list[StepResult] = []
     started = time.perf_counter()
     try:
@@ -99,13 +103,15 @@ def _run(steps: list[str], config: str | None, as_of: date) -> list[StepResult]:
                     _status.update(f"[bold]{_step}[/]: {name} ({rows:,} rows)…")
                     console.log(f"{_step}: {name} {rows:,} rows")
 
-                kwargs = {"on_table": on_table} if step in ("extract", "stage", "build") else {}
-                result = STEPS[step](settings, as_of, **kwargs)
+                result = run_step(step, as_of, settings, run_id=run_id, on_table=on_table,
+                                  on_start=lambda s: console.log(f"{s}: started"), **options)
             results.append(result)
             console.log(f"[green]✓[/] {step} done in {result.seconds:.1f} s")
-    except (ConfigError, SourceUnavailable, RuntimeError, FileNotFoundError) as exc:
+    except (ConfigError, SourceUnavailable, SchemaDrift, RuntimeError, FileNotFoundError) as exc:
         _print_summary(results, settings, as_of, time.perf_counter() - started)
-        raise click.ClickException(f"step {step!r} failed: {exc}") from None
+        raise click.ClickException(
+            f"step {step!r} failed: {exc}\n(run {run_id}; `kam runs` shows the ledger)"
+        ) from None
     _print_summary(results, settings, as_of, time.perf_counter() - started)
     return results
 
@@ -153,6 +159,8 @@ def _print_summary(results: list[StepResult], settings: Settings, as_of: date, t
         for name, share, n, rev in rows:
             tiers.add_row(name, f"{share:.0%}", f"{n:,}", f"{n / customers:.2%}", f"{rev / revenue:.1%}")
         console.print(tiers)
+    if "mine" in by_step:
+        _print_mining(by_step["mine"])
     if "publish" in by_step:
         p = by_step["publish"]
         if p.details:
@@ -167,24 +175,106 @@ def _print_summary(results: list[StepResult], settings: Settings, as_of: date, t
     )
 
 
+full_refresh_option = click.option(
+    "--full-refresh", is_flag=True, default=False,
+    help="Read every source table in full tonight instead of only what changed.",
+)
+
+
+def _print_mining(result: StepResult) -> None:
+    details = result.details
+    segments = Table(title="Customer segments (kam mine)")
+    for col in ("id", "segment", "status", "customers"):
+        segments.add_column(col, justify="right" if col in ("id", "customers") else "left")
+    for sid, name, status, n in details["segments"]:
+        key = " (key accounts)" if sid == details["key_account_segment"] else ""
+        segments.add_row(str(sid), name + key, status, f"{n:,}")
+    console.print(segments)
+    q = details["quality"]
+    console.print(f"k = {int(q['k'])} by silhouette on a sample; silhouette {q['silhouette']:.3f}, "
+                  f"Davies-Bouldin {q['davies_bouldin']:.3f}. Rules: segment_rule; offers: "
+                  "account_next_best.")
+
+
 @main.command("run")
 @as_of_option
 @config_option
-def run(as_of: date, config: str | None) -> None:
-    """Run the whole nightly job: extract → stage → build → publish."""
-    _run(list(STEPS), config, as_of)
+@full_refresh_option
+def run(as_of: date, config: str | None, full_refresh: bool) -> None:
+    """Run the whole nightly job: extract → stage → build → mine → publish → maintain."""
+    _run(list(STEPS), config, as_of, full_refresh=full_refresh)
 
 
 def _step_command(step: str) -> None:
     @main.command(step, help=f"Run only this step: {STEP_HELP[step]}.")
     @as_of_option
     @config_option
-    def command(as_of: date, config: str | None) -> None:
-        _run([step], config, as_of)
+    def command(as_of: date, config: str | None, **options) -> None:
+        _run([step], config, as_of, **options)
+
+    if step == "extract":
+        full_refresh_option(command)
+    if step == "maintain":
+        click.option("--force", is_flag=True, default=False,
+                     help="Run now, whatever the configured weekday.")(command)
 
 
 for _step in STEPS:
     _step_command(_step)
+
+
+@main.command("backfill")
+@click.option("--from", "first", required=True, callback=_as_of, metavar="YYYY-MM-DD",
+              help="First as-of date.")
+@click.option("--to", "last", required=True, callback=_as_of, metavar="YYYY-MM-DD",
+              help="Last as-of date (inclusive).")
+@config_option
+@click.option("--publish/--no-publish", default=False, show_default=True,
+              help="Also publish each night's tiers to the CRM (the last night's stay there).")
+def backfill(first: date, last: date, config: str | None, publish: bool) -> None:
+    """Run the nightly job for each date in turn; nights raw already holds are replayed from it."""
+    if last < first:
+        raise click.BadParameter(f"--to {last} is before --from {first}")
+    steps = [s for s in STEPS if s != "publish" or publish]
+    day = first
+    while day <= last:
+        _run(steps, config, day)
+        day = date.fromordinal(day.toordinal() + 1)
+
+
+@main.command("runs")
+@config_option
+@click.option("--limit", default=10, show_default=True, help="Number of most recent runs to show.")
+@click.option("--run-id", default=None, help="Show one run only.")
+def runs_command(config: str | None, limit: int, run_id: str | None) -> None:
+    """Show the run ledger: each run's steps with status, rows, time and table versions written."""
+    import json
+
+    from pipelines.ledger import runs
+    from pipelines.warehouse import Warehouse
+
+    settings = _settings(config)
+    rows = runs(Warehouse(settings.warehouse_path), run_id=run_id, limit=limit)
+    if not rows:
+        console.print("No runs recorded yet.")
+        return
+    table = Table(title="KAM runs (newest first)")
+    for col in ("run", "as of", "step", "status", "rows", "seconds", "written (table@version)"):
+        table.add_column(col, justify="right" if col in ("rows", "seconds") else "left")
+    colours = {"success": "green", "failed": "red", "unfinished": "yellow"}
+    for r in sorted(rows, key=lambda r: (r["run_id"], r["started_at"])):
+        rows_json = json.loads(r["rows"]) if r["rows"] else {}
+        written = json.loads(r["versions_written"]) if r["versions_written"] else {}
+        table.add_row(
+            r["run_id"], str(r["as_of"]), r["step"], f"[{colours[r['status']]}]{r['status']}[/]",
+            f"{sum(rows_json.values()):,}" if rows_json else "",
+            f"{r['seconds']:.1f}" if r["seconds"] is not None else "",
+            ", ".join(f"{t}@{v}" for t, v in sorted(written.items()))[:120],
+        )
+    console.print(table)
+    for r in rows:
+        if r["status"] == "failed":
+            console.print(f"[red]{r['run_id']} {r['step']}:[/] {r['message']}")
 
 
 @main.command("tables")

@@ -69,11 +69,36 @@ class ColumnSource(_Strict):
         return self
 
 
+class IncrementalConfig(_Strict):
+    """How to read only what changed: rows whose `column` is past the last committed watermark.
+
+    `column` is a source column that grows with every change (an updated-at, possibly kept as
+    text in `format`) or with every new row (`kind: key`, an increasing number). The look-back
+    re-reads the last days so rows committed late in the source are not missed; re-read rows are
+    harmless because staging keeps one version per key. Deletions are invisible to a watermark,
+    so every `reconcile_every_days` nights the table's keys are read in full and keys gone from
+    the source leave staging.
+    """
+
+    column: str
+    kind: Literal["updated_at", "key"] = "updated_at"
+    format: str | None = Field(None, description="strptime format when the column holds text dates")
+    lookback_days: Annotated[int, Field(ge=0)] = 3
+    reconcile_every_days: Annotated[int, Field(ge=1)] | None = 7
+
+    @model_validator(mode="after")
+    def _key_has_no_format(self) -> IncrementalConfig:
+        if self.kind == "key" and self.format:
+            raise ValueError("an increasing key takes no date format")
+        return self
+
+
 class EntityMapping(_Strict):
     source: str
     table: str | None = None
     query: str | None = None
     columns: dict[str, ColumnSource]
+    incremental: IncrementalConfig | None = None
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -88,6 +113,8 @@ class EntityMapping(_Strict):
             raise ValueError("give exactly one of 'table' or 'query'")
         if self.table and not _IDENTIFIER.match(self.table):
             raise ValueError(f"table {self.table!r} is not a plain table name; use 'query'")
+        if self.incremental and self.query:
+            raise ValueError("'incremental' needs a 'table' (a query is read in full every night)")
         return self
 
 
@@ -166,6 +193,18 @@ class AbcConfig(_Strict):
 
 class WarehouseConfig(_Strict):
     path: str = "warehouse"
+    retention_days: Annotated[int, Field(ge=0)] = 7
+    maintain_weekday: Annotated[int, Field(ge=0, le=6)] | None = Field(
+        6, description="as-of weekday (0 = Monday) on which the nightly run compacts and vacuums"
+    )
+    memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '4GB' (spills past it)")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value):
+            raise ValueError(f"{value!r} is not a size like '3GB' or '512MiB'")
+        return value
 
 
 class PublishConfig(_Strict):
@@ -180,6 +219,82 @@ class PublishConfig(_Strict):
         return value
 
 
+# The numeric columns of transforms/marts/customer_features.sql the mining step may use.
+FEATURE_COLUMNS = (
+    "monetary_12m", "orders_12m", "recency_days", "margin_12m", "margin_pct", "growth",
+    "product_lines", "service_cases_12m", "complaints_12m", "returns_12m", "return_rate",
+    "payment_delay_days", "on_time_rate", "tenure_years", "employees",
+)
+CATEGORY_COLUMNS = ("industry", "region")
+
+
+class SegmentsConfig(_Strict):
+    """k-means segments: k chosen in [k_min, k_max] by silhouette on a sample (models/segments.py)."""
+
+    features: list[str] = [
+        "monetary_12m", "orders_12m", "recency_days", "margin_pct", "growth", "product_lines",
+        "service_cases_12m", "return_rate", "payment_delay_days", "on_time_rate", "tenure_years",
+        "employees",
+    ]
+    log_features: list[str] = Field(
+        ["monetary_12m", "orders_12m", "recency_days", "service_cases_12m", "payment_delay_days",
+         "tenure_years", "employees"],
+        description="heavy-tailed features, log-compressed before scaling",
+    )
+    k_min: Annotated[int, Field(ge=2)] = 2
+    k_max: Annotated[int, Field(ge=2)] = 8
+    sample_size: Annotated[int, Field(ge=100)] = 20_000
+    n_init: Annotated[int, Field(ge=1)] = 5
+    silhouette_size: Annotated[int, Field(ge=100)] = 2_000
+    k_switch_margin: Annotated[float, Field(ge=0)] = Field(
+        0.02, description="last night's k stays unless another k's silhouette beats it by more")
+    match_max_distance: Annotated[float, Field(gt=0)] = Field(
+        1.5, description="farthest (scaled units) a centroid may move and keep last night's id")
+
+    @model_validator(mode="after")
+    def _valid(self) -> SegmentsConfig:
+        problems = []
+        if self.k_min > self.k_max:
+            problems.append(f"k_min ({self.k_min}) must not exceed k_max ({self.k_max})")
+        for name in (*self.features, *self.log_features):
+            if name not in FEATURE_COLUMNS:
+                problems.append(f"{name!r} is not a customer feature; known: {', '.join(FEATURE_COLUMNS)}")
+        if not set(self.log_features) <= set(self.features):
+            problems.append("log_features must be listed in features too")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class RulesConfig(_Strict):
+    """IF-THEN rules explaining each segment and each label (models/rules.py)."""
+
+    max_rules: Annotated[int, Field(ge=1)] = 4
+    max_conditions: Annotated[int, Field(ge=1)] = 3
+    max_depth: Annotated[int, Field(ge=1)] = 6
+    min_leaf_share: Annotated[float, Field(gt=0, lt=1)] = 0.002
+    holdout_share: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    sample_size: Annotated[int, Field(ge=100)] = Field(
+        50_000, description="rules are learned on at most this many customers (a fixed-seed sample)")
+    # Label name -> SQL boolean over customer_features (e.g. "status = 'LOST'").
+    labels: dict[str, str] = {"key_account": "key_account", "lost": "status = 'LOST'"}
+
+
+class CrossSellConfig(_Strict):
+    min_support: Annotated[float, Field(gt=0, le=1)] = 0.001
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.2
+    min_lift: Annotated[float, Field(ge=0)] = 1.2
+    max_len: Annotated[int, Field(ge=2)] = 3
+    offers_per_account: Annotated[int, Field(ge=1)] = 3
+
+
+class MiningConfig(_Strict):
+    seed: int = 42
+    segments: SegmentsConfig = SegmentsConfig()
+    rules: RulesConfig = RulesConfig()
+    cross_sell: CrossSellConfig = CrossSellConfig()
+
+
 class KamConfig(_Strict):
     sources: dict[str, SourceConfig]
     entities: dict[str, EntityMapping]
@@ -191,6 +306,7 @@ class KamConfig(_Strict):
     cost_to_serve: CostToServeConfig = CostToServeConfig()
     alerts: AlertConfig = AlertConfig()
     credit: CreditConfig | None = None
+    mining: MiningConfig = MiningConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> KamConfig:

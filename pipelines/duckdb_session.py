@@ -24,13 +24,15 @@ def sql_file(layer: str, name: str) -> str | None:
 
 
 class Session:
-    def __init__(self, warehouse: Warehouse, as_of: date):
+    def __init__(self, warehouse: Warehouse, as_of: date, memory_limit: str | None = None):
         self.warehouse = warehouse
         self.as_of = as_of
         spill = warehouse.root / ".duckdb_tmp"
         spill.mkdir(parents=True, exist_ok=True)
         self.con = duck.connect()
         self.con.execute(f"SET temp_directory = '{spill}'")
+        if memory_limit:  # past it DuckDB spills to temp_directory instead of growing
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
         self.con.execute("SET preserve_insertion_order = false")
         self.con.execute(f"SET VARIABLE as_of = DATE '{as_of.isoformat()}'")
 

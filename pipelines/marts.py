@@ -23,7 +23,7 @@ def build(settings: Settings, as_of: date, *,
     started = time.perf_counter()
     warehouse = Warehouse(settings.warehouse_path)
     result = StepResult("build")
-    with Session(warehouse, as_of) as session:
+    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         for entity in ENTITIES:
             if warehouse.exists(f"stg_{entity}") and entity in settings.mapped_entities:
                 session.expose(f"stg_{entity}")

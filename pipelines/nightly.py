@@ -1,53 +1,101 @@
 """The nightly job as named steps — the one entry point shared by the `kam` CLI and the Airflow DAG.
 
 Each step reads its inputs from the warehouse and writes its outputs there, so any step can be run
-alone, re-run, or run by a different process (an Airflow worker) than the one before it.
+alone, re-run, or run by a different process (an Airflow worker) than the one before it. Every step
+run through here is recorded in the run ledger (`pipelines/ledger.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 from pipelines.config import Settings, load_config
 from pipelines.extract import extract
+from pipelines.ledger import new_run_id, recorded
+from pipelines.maintenance import maintain
 from pipelines.marts import build
+from pipelines.mining import mine
 from pipelines.publish import publish
 from pipelines.results import StepResult
 from pipelines.staging import stage
+from pipelines.warehouse import Warehouse
 
 STEPS: dict[str, Callable[..., StepResult]] = {
     "extract": extract,
     "stage": stage,
     "build": build,
+    "mine": mine,
     "publish": publish,
+    "maintain": maintain,
 }
 
 STEP_HELP = {
-    "extract": "copy every mapped source table into the raw layer (raw_<source>__<table>)",
+    "extract": "land tonight's batch of every mapped source table in raw (incremental where configured)",
     "stage": "type, check and de-duplicate entities into stg_*, quarantine_* and the customer xref",
     "build": "build the marts customer_value and crm_account_tier",
+    "mine": "segments, the rules that explain them and cross-sell offers (customer_segment, "
+            "segment_profile, segment_rule, cross_sell_rule, account_next_best)",
     "publish": "write crm_account_tier into the CRM (changed rows only, one transaction)",
+    "maintain": "compact small files and vacuum old versions (on the configured weekday, or forced)",
 }
 
+# Options a step takes beyond (settings, as_of); anything else given to run_step is not passed on.
+_STEP_OPTIONS = {"extract": {"full_refresh", "on_table"}, "stage": {"on_table"},
+                 "build": {"on_table"}, "mine": {"on_table"}, "maintain": {"force"}}
 
-def run_step(step: str, as_of: date, config: str | None = None, **kwargs) -> StepResult:
-    """Run one step for an as-of date with the configuration at `config` (or the default)."""
-    settings = load_config(config) if not isinstance(config, Settings) else config
-    return STEPS[step](settings, as_of, **kwargs)
+
+def _settings(config: str | Settings | None) -> Settings:
+    return config if isinstance(config, Settings) else load_config(config)
+
+
+def run_step(step: str, as_of: date, config: str | Settings | None = None, *,
+             run_id: str | None = None, on_start: Callable[[str], None] | None = None,
+             **options) -> StepResult:
+    """Run one step for an as-of date, recorded in the ledger under `run_id` (a new one if none).
+
+    `on_start` is called once the ledger shows the step running, before it does any work."""
+    settings = _settings(config)
+    kwargs = {k: v for k, v in options.items() if k in _STEP_OPTIONS.get(step, ()) and v is not None}
+    if step == "extract":
+        kwargs["run_id"] = run_id
+    with recorded(Warehouse(settings.warehouse_path), run_id or new_run_id(as_of), as_of, step) as rec:
+        if on_start:
+            on_start(step)
+        rec.result = STEPS[step](settings, as_of, **kwargs)
+    return rec.result
 
 
 def run_nightly(as_of: date, config: str | Settings | None = None, *,
-                steps: list[str] | None = None,
+                steps: list[str] | None = None, run_id: str | None = None,
                 before: Callable[[str], None] | None = None,
-                after: Callable[[StepResult], None] | None = None) -> list[StepResult]:
-    settings = config if isinstance(config, Settings) else load_config(config)
+                after: Callable[[StepResult], None] | None = None, **options) -> list[StepResult]:
+    settings = _settings(config)
+    run_id = run_id or new_run_id(as_of)
     results = []
     for step in steps or list(STEPS):
         if before:
             before(step)
-        result = STEPS[step](settings, as_of)
+        result = run_step(step, as_of, settings, run_id=run_id, **options)
         results.append(result)
         if after:
             after(result)
     return results
+
+
+def backfill(first: date, last: date, config: str | Settings | None = None, *,
+             steps: list[str] | None = None, **options) -> list[list[StepResult]]:
+    """Run the nightly job for every date from `first` to `last`, oldest first.
+
+    Nights already extracted are replayed from their raw batches (the sources are not read for a
+    past date raw already knows), so a backfill gives the same marts as the nights run in turn.
+    """
+    if last < first:
+        raise ValueError(f"backfill range is empty: {first} is after {last}")
+    settings = _settings(config)
+    nights = []
+    day = first
+    while day <= last:
+        nights.append(run_nightly(day, settings, steps=steps, **options))
+        day += timedelta(days=1)
+    return nights

@@ -41,7 +41,8 @@ def run_task(step: str, context: dict[str, Any]) -> dict[str, Any]:
     as_of = as_of_from_context(context)
     params = context.get("params") or {}
     config = params.get("config") or os.environ.get(CONFIG_ENV)
-    result = run_step(step, as_of, config)
+    run_id = context.get("run_id")
+    result = run_step(step, as_of, config, run_id=f"{as_of.isoformat()}-{run_id}" if run_id else None)
     return {
         "step": step,
         "as_of": as_of.isoformat(),

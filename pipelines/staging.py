@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable
 from datetime import date
 
+from pipelines.batches import known_on, snapshot
 from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES, build_order
 from pipelines.config import ColumnSource, ConfigError, EntityMapping, Settings
 from pipelines.duckdb_session import Session, sql_file
-from pipelines.extract import EXTRACT_DATE, raw_table_for
+from pipelines.extract import BATCH_ID, EXTRACT_DATE, raw_table_for
 from pipelines.results import StepResult
 from pipelines.warehouse import Warehouse
 
@@ -114,16 +115,68 @@ def empty_entity_sql(entity: str) -> str:
     return f"SELECT {cols} WHERE FALSE"
 
 
-def _latest_partition(warehouse: Warehouse, table: str, as_of: date) -> str:
-    dates = sorted(
-        p[EXTRACT_DATE] for p in (dict(x) for x in warehouse.table(table).partitions())
-        if p[EXTRACT_DATE] <= as_of.isoformat()
-    )
-    if not dates:
+def expose_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of: date) -> str:
+    """A view of the raw rows that make up the entity's source table on the as-of date.
+
+    The snapshot is the last full batch plus the increments after it: per source key only the rows
+    of the newest batch count (an updated row supersedes its older versions, which are history,
+    not duplicates), and keys absent from a later key reconciliation are deletions. Rows that
+    share a key within one batch all stay, so staging still quarantines real duplicates.
+    """
+    raw = raw_table_for(entity, mapping)
+    snap = snapshot(known_on(session.warehouse, raw.warehouse_name, as_of))
+    if snap is None:
         raise RuntimeError(
-            f"{table} has no extract on or before {as_of}; run `kam extract --as-of {as_of}` first"
+            f"{raw.warehouse_name} has no full extract on or before {as_of}; "
+            f"run `kam extract --as-of {as_of}` first"
         )
-    return dates[-1]
+    alias = f"_raw_{entity}"
+
+    def batches(name: str, chosen: list) -> None:
+        dates = ", ".join(sorted({f"'{b.extract_date}'" for b in chosen}))
+        ids = ", ".join(f"'{b.batch_id}'" for b in chosen)
+        session.expose(raw.warehouse_name, alias=name,
+                       row_filter=f"{EXTRACT_DATE} IN ({dates}) AND {BATCH_ID} IN ({ids})")
+
+    full, increments = snap.data[0], snap.data[1:]
+    batches(f"_full_{entity}", [full])
+    if not increments and snap.keys is None:
+        session.con.execute(f'CREATE OR REPLACE TEMP VIEW "{alias}" AS SELECT * FROM "_full_{entity}"')
+        return alias
+    # The full batch is tens of millions of rows, the increments a few percent: only the small side
+    # is ranked, and the full batch meets it in a hash anti-join that streams.
+    exprs = [_source_expr(mapping.columns[k]) for k in ENTITIES[entity].key]
+    keyed = ", ".join(f"{e} AS _k{i}" for i, e in enumerate(exprs))
+    knames = ", ".join(f"_k{i}" for i in range(len(exprs)))
+    same = " AND ".join(f"a._k{i} = b._k{i}" for i in range(len(exprs)))
+    parts = [f'SELECT *, {keyed} FROM "_full_{entity}"']
+    if increments:
+        batches(f"_incb_{entity}", increments)
+        session.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE "_inc_{entity}" AS
+            SELECT * EXCLUDE (_newest) FROM (
+                SELECT *, {keyed}, max({BATCH_ID}) OVER (PARTITION BY {knames}) AS _newest
+                FROM "_incb_{entity}"
+            ) WHERE {BATCH_ID} = _newest
+        """)
+        parts = [f'SELECT * FROM ({parts[0]}) a WHERE NOT EXISTS '
+                 f'(SELECT 1 FROM "_inc_{entity}" b WHERE {same})',
+                 f'SELECT * FROM "_inc_{entity}"']
+    if snap.keys is not None:  # deletions: older rows whose key the reconciliation did not see
+        batches(f"_keysb_{entity}", [snap.keys])
+        session.con.execute(
+            f'CREATE OR REPLACE TEMP TABLE "_keys_{entity}" AS SELECT DISTINCT {keyed} FROM "_keysb_{entity}"'
+        )
+        parts = [
+            f"SELECT * FROM ({part}) a WHERE a.{BATCH_ID} > '{snap.keys.batch_id}' "
+            f'OR EXISTS (SELECT 1 FROM "_keys_{entity}" b WHERE {same})'
+            for part in parts
+        ]
+    union = " UNION ALL BY NAME ".join(f"({p})" for p in parts)
+    session.con.execute(
+        f'CREATE OR REPLACE TEMP VIEW "{alias}" AS SELECT * EXCLUDE ({knames}) FROM ({union})'
+    )
+    return alias
 
 
 def _check_mapped_columns(settings: Settings, entity: str, mapping: EntityMapping, raw: str,
@@ -147,13 +200,11 @@ def stage(settings: Settings, as_of: date, *,
     warehouse = Warehouse(settings.warehouse_path)
     result = StepResult("stage")
     mapped = settings.mapped_entities
-    with Session(warehouse, as_of) as session:
+    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         staged: set[str] = set()
         for entity in build_order(mapped):
             mapping = settings.config.entities[entity]
-            raw = raw_table_for(entity, mapping).warehouse_name
-            partition = _latest_partition(warehouse, raw, as_of)
-            session.expose(raw, row_filter=f"{EXTRACT_DATE} = '{partition}'")
+            raw = expose_snapshot(session, entity, mapping, as_of)
             available = [c[0] for c in session.con.execute(f'DESCRIBE "{raw}"').fetchall()]
             _check_mapped_columns(settings, entity, mapping, raw, available)
             session.materialize(f"_checked_{entity}", checked_entity_sql(entity, mapping, raw, staged))

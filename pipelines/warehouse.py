@@ -7,20 +7,57 @@ an uncommitted Parquet file behind and the table at its last good version.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from deltalake import DeltaTable, write_deltalake
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Field, write_deltalake
+from deltalake import Schema as DeltaSchema
+from deltalake.transaction import AddAction, create_table_with_add_actions
 
-LAYERS = ("raw", "staging", "marts")
-_PREFIX_LAYER = {"raw_": "raw", "stg_": "staging", "quarantine_": "staging"}
+LAYERS = ("raw", "staging", "marts", "meta")
+_PREFIX_LAYER = {"raw_": "raw", "stg_": "staging", "quarantine_": "staging", "kam_": "meta"}
+
+
+@dataclass
+class Lineage:
+    """Delta versions a step read and wrote: what the run ledger records as lineage."""
+
+    read: dict[str, int] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+
+
+_LINEAGE: ContextVar[Lineage | None] = ContextVar("kam_lineage", default=None)
+
+
+@contextmanager
+def tracking() -> Iterator[Lineage]:
+    """Collect every table version read or written inside the block (per thread/task)."""
+    lineage = Lineage()
+    token = _LINEAGE.set(lineage)
+    try:
+        yield lineage
+    finally:
+        _LINEAGE.reset(token)
+
+
+def _note(kind: str, table: str, version: int) -> None:
+    lineage = _LINEAGE.get()
+    if lineage is not None and not table.startswith("kam_"):
+        getattr(lineage, kind)[table] = version
 
 
 def layer_of(table: str) -> str:
-    """Layer a table belongs to, from its name: raw_* → raw, stg_*/quarantine_* → staging, else marts."""
+    """Layer of a table, from its name: raw_* → raw, stg_*/quarantine_* → staging, kam_* → meta
+    (the run ledger and the extract batch registry), anything else → marts."""
     for prefix, layer in _PREFIX_LAYER.items():
         if table.startswith(prefix):
             return layer
@@ -58,7 +95,9 @@ class Warehouse:
 
     def dataset(self, table: str) -> ds.Dataset:
         """A lazily scanned Arrow dataset of the table's current version (filters push down)."""
-        return self.table(table).to_pyarrow_dataset()
+        delta = self.table(table)
+        _note("read", table, delta.version())
+        return delta.to_pyarrow_dataset()
 
     def read(self, table: str, columns: Iterable[str] | None = None) -> pa.Table:
         return self.dataset(table).to_table(columns=list(columns) if columns else None)
@@ -84,4 +123,57 @@ class Warehouse:
             write_deltalake(
                 str(path), data, mode="overwrite", schema_mode="overwrite", partition_by=partition_by
             )
-        return DeltaTable(str(path)).version()
+        return self._committed(table)
+
+    def append(self, table: str, data: pa.Table | pa.RecordBatchReader,
+               partition_by: list[str] | None = None) -> int:
+        """Add rows in one commit (new columns are merged into the table's schema)."""
+        path = self.path(table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_deltalake(str(path), data, mode="append", schema_mode="merge", partition_by=partition_by)
+        return self._committed(table)
+
+    def commit_files(self, table: str, files: list[Path], partition: dict[str, str], *,
+                     append_only: bool = False) -> int:
+        """Commit Parquet files already written inside the table's folder, in one Delta commit.
+
+        This is how extraction stays near the speed of the source's bulk export: DuckDB writes
+        the Parquet straight from the source scan, and the commit only records the files. New
+        columns are added to the table first (a metadata-only commit), so a source that gained a
+        column keeps landing; files without a column read it as NULL.
+        """
+        path = self.path(table)
+        schema = pq.read_schema(files[0]).remove_metadata()
+        for name in partition:
+            schema = schema.append(pa.field(name, pa.string()))
+        now = int(time.time() * 1000)
+        actions = []
+        for file in files:
+            rows = pq.read_metadata(file).num_rows
+            actions.append(AddAction(
+                path=os.path.relpath(file, path), size=file.stat().st_size,
+                partition_values=dict(partition), modification_time=now, data_change=True,
+                stats=json.dumps({"numRecords": rows}),
+            ))
+        if not self.exists(table):
+            create_table_with_add_actions(
+                str(path), DeltaSchema.from_arrow(schema), actions, mode="error",
+                partition_by=list(partition),
+                configuration={"delta.appendOnly": "true"} if append_only else None,
+            )
+            return self._committed(table)
+        delta = DeltaTable(str(path))
+        known = set(delta.schema().to_arrow().names)
+        new = [f for f in schema if f.name not in known]
+        if new:
+            delta.alter.add_columns([Field.from_arrow(f) for f in new])
+            delta = DeltaTable(str(path))
+        delta.create_write_transaction(
+            actions, mode="append", schema=delta.schema(), partition_by=list(partition)
+        )
+        return self._committed(table)
+
+    def _committed(self, table: str) -> int:
+        version = DeltaTable(str(self.path(table))).version()
+        _note("written", table, version)
+        return version

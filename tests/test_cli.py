@@ -25,7 +25,7 @@ def test_every_command_has_help():
     runner = CliRunner()
     result = runner.invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("demo-data", "run", "extract", "stage", "build", "publish", "tables"):
+    for command in ("demo-data", "run", "extract", "stage", "build", "mine", "publish", "tables"):
         assert command in result.output
         sub = runner.invoke(main, [command, "--help"])
         assert sub.exit_code == 0 and "Usage:" in sub.output, command
@@ -39,7 +39,8 @@ def test_demo_data_then_run_prints_the_summary_and_fills_the_crm(workspace):
 
     ran = runner.invoke(main, ["run", "--as-of", "2026-11-22"])
     assert ran.exit_code == 0, ran.output
-    for expected in ("KAM run for 2026-11-22", "Customer pyramid", "VIP", "Published to", "Where to look"):
+    for expected in ("KAM run for 2026-11-22", "Customer pyramid", "VIP", "Customer segments", "Published to",
+                     "Where to look"):
         assert expected in ran.output
     with sqlite3.connect(workspace / "demo" / "crm.db") as crm:
         assert crm.execute("SELECT count(*) FROM kam_account_tier").fetchone()[0] > 250

@@ -285,8 +285,12 @@ def _contacts(rng: np.random.Generator, timeline: Timeline, account_ids: pa.Stri
 
 
 def erp_customers(pop: Population, parties: Parties, timeline: Timeline, seed: int,
-                  annual_revenue: np.ndarray) -> pa.Table:
-    """The ERP customer master; credit limits follow what the customer really buys."""
+                  annual_revenue: np.ndarray, lost: np.ndarray) -> pa.Table:
+    """The ERP customer master; credit limits follow what the customer really buys.
+
+    `lost` marks the customers the ERP records as lost (status LOST, else ACTIVE): the planted
+    churn label (churn.py).
+    """
     rng = stream(seed, "customers.erp")
     n, end = pop.n, timeline.n_days
     # Legacy records (created before the ERP migration 8 years ago) are in capitals.
@@ -308,4 +312,5 @@ def erp_customers(pop: Population, parties: Parties, timeline: Timeline, seed: i
         "credit_limit": credit,
         "created_on": timeline.text_dates(pop.created),
         "changed_on": timeline.text_dates(changed),
+        "account_status": text.pick(["ACTIVE", "LOST"], lost.astype(np.int64)),
     })

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.demo import dirty, finance, logistics, service, vocab
+from pipelines.demo.churn import churn_parts
 from pipelines.demo.customers import build_parties, erp_customers, salesforce_pod
 from pipelines.demo.lines import build_lines
 from pipelines.demo.orders import CANCELLED, draw_orders, orders_table
@@ -74,7 +75,7 @@ def generate_demo(customers: int, as_of: date, seed: int = 42,
             "cases": service.cases_table(pop, parties, book, timeline, seed),
         },
         erp={
-            "customers": erp_customers(pop, parties, timeline, seed, annual_revenue),
+            "customers": None,  # needs the churn label, measured on the tables below
             "products": catalogue.table,
             "sales_orders": orders_table(book, pop, parties.customer_no, timeline),
             "sales_order_lines": lines.table,
@@ -92,7 +93,11 @@ def generate_demo(customers: int, as_of: date, seed: int = 42,
                                                timeline),
         },
     )
-    truth = build_truth(pop, parties, timeline)
+    churn = churn_parts(systems["erp"], systems["crm"], systems["scm"], parties,
+                        timeline.dates(pop.created), as_of)
+    systems["erp"]["customers"] = erp_customers(pop, parties, timeline, seed, annual_revenue,
+                                                churn[0] | churn[1])
+    truth = build_truth(pop, parties, timeline, churn)
     lines_counts = lines.dirty_counts
     # At a million customers the working arrays take gigabytes; free them before the faults
     # copy the tables they touch.

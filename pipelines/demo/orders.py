@@ -27,6 +27,7 @@ CUSTOMER_CHUNK = 100_000
 STATUSES = ["OPEN", "DELIVERED", "INVOICED", "CANCELLED"]
 OPEN, DELIVERED, INVOICED, CANCELLED = range(4)
 NEVER = np.iinfo(np.int32).max  # day of an event that does not happen
+POORLY_SERVED_LATE = 0.45  # share of a poorly served customer's deliveries that arrive late
 
 
 @dataclass
@@ -120,6 +121,10 @@ def draw_orders(pop: Population, timeline: Timeline, seed: int) -> OrderBook:
     promised = np.maximum(requested, np.minimum(ship, NEVER - 100) + nominal)
     promised += np.where(rng.random(n) < 0.15, rng.integers(1, 6, n), 0)
     delivered = np.where(cancelled, NEVER, ship + nominal + _delay(rng, carrier))
+    # Planted: the poorly served customers' deliveries often arrive days after the promise.
+    late = stream(seed, "orders.poorly_served")
+    poor = ~cancelled & pop.is_poorly_served[customer] & (late.random(n) < POORLY_SERVED_LATE)
+    delivered = np.where(poor, delivered + late.integers(3, 11, n), delivered)
     invoice = np.where(cancelled, NEVER, ship + rng.choice([0, 1, 2], n, p=[0.5, 0.3, 0.2]))
 
     split = ~cancelled & (n_lines >= 2) & (rng.random(n) < 0.03)

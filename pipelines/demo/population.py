@@ -26,6 +26,15 @@ SHARE_COMPLAINER = 0.03  # CRM customers only (complaints are recorded in the CR
 SHARE_CHURNED = 0.05  # quietly stop ordering; not planted as "declining" so kept out of the top
 SHARE_NO_CRM = 0.03  # ERP customers nobody created a CRM account for
 
+# The planted churn rule (the label is the ERP status LOST, set from the facts in churn.py):
+# churn = (no order for > 20 weeks AND >= 5 service cases in 12 months)
+#      OR (payment delay > 25 days AND on-time delivery rate < 0.85).
+# Customers are steered into each part so both are common enough to learn, each from its own
+# random stream so every other draw of the demo stays as it was.
+SHARE_SERVICE_CHURNERS = 0.5  # of the churned who could have stopped 160-330 days ago
+SERVICE_CHURN_STOP_DAYS = (160, 330)  # they stop this many days before the as-of date
+SHARE_POORLY_SERVED = 0.6  # of the late payers: their deliveries often arrive late
+
 COSTLY_SMALL_ORDERS_PER_YEAR = 30.0
 COSTLY_SMALL_QUANTITY = 0.08  # their quantity scale: a median customer's is about 1
 
@@ -52,6 +61,8 @@ class Population:
     is_late_payer: np.ndarray
     is_complainer: np.ndarray
     is_churned: np.ndarray
+    is_service_churner: np.ndarray  # had a burst of service cases, then stopped (churn part 1)
+    is_poorly_served: np.ndarray  # late payer whose deliveries run late (churn part 2)
     trend_slope: np.ndarray  # log order-rate change per year
     decline_drop: np.ndarray  # fall of the order rate in the last 12 months (decliners)
     line_share: np.ndarray  # (n, n_lines): share of each product line in the customer's buying
@@ -165,6 +176,12 @@ def build_population(n: int, timeline: Timeline, seed: int) -> Population:
     stop = np.full(n, days, dtype=np.int64)
     stop_at = first_active + rng.random(n) * np.maximum(days - first_active, 0)
     stop = np.where(churned & (first_active < days), stop_at.astype(np.int64), stop)
+    plant = stream(seed, "population.churn_rule")
+    lo, hi = SERVICE_CHURN_STOP_DAYS
+    service_churner = (churned & (first_active < days - hi)
+                       & (plant.random(n) < SHARE_SERVICE_CHURNERS))
+    stop = np.where(service_churner, days - plant.integers(lo, hi + 1, n), stop)
+    poorly_served = late_payer & (plant.random(n) < SHARE_POORLY_SERVED)
 
     trend_slope = rng.normal(0.0, 0.12, n)
     trend_slope = np.where(growing, rng.uniform(0.45, 0.8, n), trend_slope)
@@ -199,6 +216,7 @@ def build_population(n: int, timeline: Timeline, seed: int) -> Population:
         industry=industry, employee_band=employee_band, has_crm=has_crm,
         is_declining=declining, is_growing=growing, is_costly_small=costly_small,
         is_late_payer=late_payer, is_complainer=complainer, is_churned=churned,
+        is_service_churner=service_churner, is_poorly_served=poorly_served,
         trend_slope=trend_slope, decline_drop=decline_drop, line_share=line_share,
         affinity_fired=affinity_fired, order_rate=order_rate, extra_lines=extra_lines,
         quantity_scale=quantity_scale, discount=discount, payment_terms=payment_terms,

@@ -158,6 +158,7 @@ _register(_table("erp", "customers", "one row per ERP customer (sold-to party)",
     credit_limit NUMERIC(14,2)
     created_on CHAR(8)
     changed_on CHAR(8)
+    account_status TEXT
 """, "customer_no"))
 _register(_table("erp", "products", "one row per product (material)", """
     product_no TEXT

@@ -25,6 +25,8 @@ CASE_TYPES = ["Complaint", "Question", "Repair", "Delivery Issue"]
 PRIORITIES = ["Low", "Medium", "High", "Critical"]
 COMPLAINTS_PER_YEAR = (5.0, 9.0)  # planted repeat complainers, uniform in this range
 COSTLY_CASES_PER_YEAR = 6.0
+CHURN_BURST_CASES = (6, 9)  # service churners open this many cases ...
+CHURN_BURST_DAYS = 120  # ... in the days before they stop ordering (within the last year)
 
 
 def _pick_rows(rng: np.random.Generator, cumulative: np.ndarray) -> np.ndarray:
@@ -98,20 +100,33 @@ def cases_table(pop: Population, parties: Parties, book: OrderBook, timeline: Ti
                                                                        len(customer)), 0.0)
     usual = rng.poisson(usual_rate * years)
     planted = rng.poisson(complaint_rate * years)
+    # Planted churn part 1: a burst of repairs, delivery issues and questions, then silence.
+    burst_rng = stream(seed, "cases.churn_rule")
+    burst = np.where(pop.is_service_churner[customer],
+                     burst_rng.integers(CHURN_BURST_CASES[0], CHURN_BURST_CASES[1] + 1, len(customer)), 0)
     row = np.concatenate([np.repeat(np.arange(len(customer)), usual),
-                          np.repeat(np.arange(len(customer)), planted)])
-    is_planted = np.concatenate([np.zeros(usual.sum(), bool), np.ones(planted.sum(), bool)])
+                          np.repeat(np.arange(len(customer)), planted),
+                          np.repeat(np.arange(len(customer)), burst)])
+    is_planted = np.concatenate([np.zeros(usual.sum(), bool), np.ones(planted.sum(), bool),
+                                 np.zeros(burst.sum(), bool)])
+    is_burst = np.concatenate([np.zeros(usual.sum() + planted.sum(), bool), np.ones(burst.sum(), bool)])
     n = len(row)
     opened_day = lo[row] + (rng.random(n) * (hi[row] - lo[row] + 1)).astype(np.int64)
+    burst_lo = np.maximum(np.maximum(hi - CHURN_BURST_DAYS, end - 355), lo)[row[is_burst]]
+    burst_hi = np.maximum(hi[row[is_burst]] - 1, burst_lo)
+    opened_day[is_burst] = burst_lo + (burst_rng.random(is_burst.sum())
+                                       * (burst_hi - burst_lo + 1)).astype(np.int64)
     opened_day = np.minimum(opened_day, end)
     order = np.lexsort((row, opened_day))
     row, is_planted, opened_day = row[order], is_planted[order], opened_day[order]
+    is_burst = is_burst[order]
     who = customer[row]
     costly = pop.is_costly_small[who]
     complainer = pop.is_complainer[who]
 
     type_mix = np.where(costly[:, None], [0.15, 0.35, 0.15, 0.35], [0.12, 0.45, 0.18, 0.25])
     case_type = np.where(is_planted, 0, _pick_rows(rng, np.cumsum(type_mix, axis=1)))
+    case_type = np.where(is_burst, burst_rng.choice([1, 2, 3], n, p=[0.2, 0.4, 0.4]), case_type)
     priority_mix = np.where(is_planted[:, None], [0.0, 0.1, 0.55, 0.35], [0.3, 0.45, 0.2, 0.05])
     priority = _pick_rows(rng, np.cumsum(priority_mix, axis=1))
 

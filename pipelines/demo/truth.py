@@ -31,7 +31,9 @@ def _lists(mask: np.ndarray, names: list[str]) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
-def build_truth(pop: Population, parties: Parties, timeline: Timeline) -> pa.Table:
+def build_truth(pop: Population, parties: Parties, timeline: Timeline,
+                churn_rule: tuple[np.ndarray, np.ndarray]) -> pa.Table:
+    """`churn_rule` is (part_a, part_b) of the planted churn rule per customer (churn.py)."""
     churned = pop.is_churned & (pop.stop < timeline.n_days)
     return pa.table({
         "customer_no": parties.customer_no,
@@ -51,6 +53,11 @@ def build_truth(pop: Population, parties: Parties, timeline: Timeline) -> pa.Tab
         "decline_drop": pop.decline_drop,
         "growth_per_year": np.where(pop.is_growing, pop.trend_slope, 0.0),
         "mean_days_late": pop.days_late,
+        "is_lost": churn_rule[0] | churn_rule[1],  # the ERP status LOST: the planted churn label
+        "churn_recency_cases": churn_rule[0],  # no order for > 20 weeks AND >= 5 cases in 12m
+        "churn_delay_on_time": churn_rule[1],  # payment delay > 25 days AND on-time rate < 0.85
+        "is_service_churner": pop.is_service_churner,
+        "is_poorly_served": pop.is_poorly_served,
         "affinity_pairs": _lists(pop.affinity_fired, PAIR_NAMES),
         "preferred_lines": _lists(pop.line_share >= PREFERRED_SHARE, LINE_NAMES),
     })

@@ -1,0 +1,88 @@
+"""The extract batch registry (`kam_batch`): which raw batches were committed, and their watermarks.
+
+Raw tables are append-only, so a batch that was written but never registered (the run died between
+the two commits) is simply invisible: staging reads only registered batches, and the next run's
+watermark comes only from them. That is what makes "a failed run re-extracts what it lost" true
+without any clean-up step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date
+
+import pyarrow as pa
+
+from pipelines.warehouse import Warehouse
+
+BATCH_TABLE = "kam_batch"
+KINDS = ("full", "incremental", "keys")
+
+
+@dataclass(frozen=True)
+class Batch:
+    raw_table: str
+    batch_id: str
+    extract_date: str
+    kind: str
+    rows: int
+    raw_version: int
+    watermark: str | None = None
+    window_from: str | None = None
+    window_to: str | None = None
+    source_schema: str = "{}"
+    run_id: str | None = None
+
+    @property
+    def carries_data(self) -> bool:
+        return self.kind in ("full", "incremental")
+
+
+_SCHEMA = pa.schema([
+    ("raw_table", pa.string()), ("batch_id", pa.string()), ("extract_date", pa.string()),
+    ("kind", pa.string()), ("rows", pa.int64()), ("raw_version", pa.int64()),
+    ("watermark", pa.string()), ("window_from", pa.string()), ("window_to", pa.string()),
+    ("source_schema", pa.string()), ("run_id", pa.string()),
+])
+
+
+def record(warehouse: Warehouse, batches: list[Batch]) -> None:
+    """Register committed raw batches (one commit for all of them)."""
+    if batches:
+        warehouse.append(BATCH_TABLE, pa.Table.from_pylist([asdict(b) for b in batches], schema=_SCHEMA))
+
+
+def registered(warehouse: Warehouse, raw_table: str | None = None) -> list[Batch]:
+    if not warehouse.exists(BATCH_TABLE):
+        return []
+    rows = warehouse.read(BATCH_TABLE).to_pylist()
+    found = [Batch(**row) for row in rows if raw_table is None or row["raw_table"] == raw_table]
+    return sorted(found, key=lambda b: (b.extract_date, b.raw_version))
+
+
+def known_on(warehouse: Warehouse, raw_table: str, as_of: date) -> list[Batch]:
+    """Batches of a raw table extracted on or before the as-of date, oldest first."""
+    day = as_of.isoformat()
+    return [b for b in registered(warehouse, raw_table) if b.extract_date <= day]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The batches that make up a raw table's state on a date: the last full extract, the
+    increments after it, and the latest key reconciliation (for deletions), if any."""
+
+    data: list[Batch]
+    keys: Batch | None
+
+    @property
+    def batch_ids(self) -> list[str]:
+        return [b.batch_id for b in self.data]
+
+
+def snapshot(batches: list[Batch]) -> Snapshot | None:
+    fulls = [i for i, b in enumerate(batches) if b.kind == "full"]
+    if not fulls:
+        return None
+    after = batches[fulls[-1]:]
+    keys = [b for b in after[1:] if b.kind == "keys"]
+    return Snapshot([b for b in after if b.carries_data], keys[-1] if keys else None)

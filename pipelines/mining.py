@@ -1,0 +1,134 @@
+"""Mine: segments, the rules that explain them, and cross-sell offers, as marts.
+
+Reads the staging tables and `customer_value` (so it runs after `build`), builds
+`customer_features` (transforms/marts/customer_features.sql) and each customer's product-line
+basket, reads last night's `customer_segment` for stable ids, and writes five marts, each
+replacing only its own as-of date's rows so history stays and a re-run is idempotent:
+
+- customer_features: one row per customer and as-of date (what the models saw, business units)
+- customer_segment: one row per customer and as-of date (segment id and name)
+- segment_profile: one row per segment (kept, new or vanished) and as-of date
+- segment_rule: one row per IF-THEN rule explaining a segment or a label, and as-of date
+- cross_sell_rule: one row per association rule between product lines, and as-of date
+- account_next_best: one row per customer, offered product line and as-of date
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines import mining_frames as frames
+from pipelines.canonical import ENTITIES
+from pipelines.config import Settings
+from pipelines.duckdb_session import Session, sql_file
+from pipelines.results import StepResult
+from pipelines.staging import empty_entity_sql
+from pipelines.warehouse import Warehouse
+
+MARTS = ("customer_features", "customer_segment", "segment_profile", "segment_rule", "cross_sell_rule",
+         "account_next_best")
+
+
+def _expose_inputs(session: Session, settings: Settings) -> None:
+    for entity in ENTITIES:
+        if session.warehouse.exists(f"stg_{entity}") and entity in settings.mapped_entities:
+            session.expose(f"stg_{entity}")
+        else:
+            session.con.execute(f"CREATE TEMP VIEW stg_{entity} AS {empty_entity_sql(entity)}")
+    session.expose("stg_customer_xref")
+    session.expose("customer_value")
+
+
+def last_night(warehouse: Warehouse, as_of: date) -> pd.DataFrame | None:
+    """The latest customer_segment snapshot before `as_of` (None on the first night)."""
+    if not warehouse.exists("customer_segment"):
+        return None
+    data = warehouse.dataset("customer_segment")
+    dates = pc.unique(data.to_table(columns=["as_of_date"]).column("as_of_date")).to_pylist()
+    earlier = [d for d in dates if d < as_of]
+    if not earlier:
+        return None
+    day = max(earlier)
+    table = data.to_table(columns=["customer_id", "segment_id", "segment_name"],
+                          filter=pc.field("as_of_date") == pa.scalar(day, pa.date32()))
+    return table.to_pandas()
+
+
+def _labels(session: Session, settings: Settings) -> dict[str, np.ndarray]:
+    labels = {}
+    for name, condition in settings.config.mining.rules.labels.items():
+        sql = f"SELECT COALESCE(({condition}), FALSE) AS y FROM customer_features ORDER BY customer_id"
+        labels[name] = np.asarray(session.con.execute(sql).fetchnumpy()["y"], dtype=bool)
+    return labels
+
+
+def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
+         on_table: Callable[[str, int], None] | None = None) -> StepResult:
+    started = time.perf_counter()
+    config = settings.config.mining
+    run_id = run_id or f"mine-{as_of.isoformat()}"
+    warehouse = Warehouse(settings.warehouse_path)
+    result = StepResult("mine")
+    with Session(warehouse, as_of) as session:
+        _expose_inputs(session, settings)
+        session.materialize("customer_features", sql_file("marts", "customer_features"))
+        feature_table = session.con.execute(
+            "SELECT * FROM customer_features ORDER BY customer_id").to_arrow_table()
+        features = feature_table.to_pandas()
+        labels = _labels(session, settings)
+        lines = session.con.execute(sql_file("marts", "customer_product_lines")).df()
+    timings = {}
+
+    tick = time.perf_counter()
+    seg = frames.segment(features, last_night(warehouse, as_of), config)
+    timings["segments"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    X, names = frames.rule_matrix(features)
+    rules = frames.explain(X, names, frames.label_targets(features, seg, labels), config, as_of, run_id)
+    timings["rules"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    matrix, items, ids = frames.baskets_matrix(features["customer_id"], lines)
+    cross, offers = frames.cross_sell(matrix, items, ids, config, as_of, run_id)
+    timings["cross_sell"] = time.perf_counter() - tick
+
+    tables = {
+        "customer_features": feature_table.append_column(
+            "run_id", pa.array([run_id] * feature_table.num_rows, pa.string())),
+        "customer_segment": frames.customer_segment_table(features, seg, as_of, run_id),
+        "segment_profile": frames.segment_profile_table(features, seg, config, as_of, run_id),
+        "segment_rule": rules,
+        "cross_sell_rule": cross,
+        "account_next_best": offers,
+    }
+    for name, table in tables.items():
+        warehouse.write(name, table, replace_where=f"as_of_date = '{as_of.isoformat()}'")
+        result.rows[name] = table.num_rows
+        if on_table:
+            on_table(name, table.num_rows)
+
+    key_segment = frames.key_account_segment(features, seg)
+    result.details = {
+        "segments": [(sid, seg.names[sid], seg.status[sid], int((seg.segment_id == sid).sum()))
+                     for sid in sorted(seg.names)],
+        "vanished": seg.vanished,
+        "key_account_segment": key_segment,
+        "quality": seg.quality,
+        "timings": timings,
+    }
+    if seg.vanished:
+        result.notes.append("segments vanished since last night: "
+                            + ", ".join(f"{i} ({n})" for i, n in sorted(seg.vanished.items())))
+    new = [i for i, s in seg.status.items() if s == "new"]
+    if new:
+        result.notes.append("new segments tonight: " + ", ".join(f"{i} ({seg.names[i]})" for i in new))
+    result.seconds = time.perf_counter() - started
+    return result

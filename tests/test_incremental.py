@@ -1,0 +1,257 @@
+"""Incremental extraction, point-in-time replay, backfill and schema drift on the demo sources."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from pipelines.batches import registered
+from pipelines.config import load_config
+from pipelines.demo.changes import simulate_day
+from pipelines.extract import SchemaDrift
+from pipelines.ledger import runs
+from pipelines.nightly import backfill, run_nightly, run_step
+from pipelines.sources import SourceUnavailable
+from pipelines.warehouse import Warehouse
+from tests.conftest import DEMO_AS_OF
+
+D1 = date.fromisoformat(DEMO_AS_OF)
+BUILD = ["extract", "stage", "build"]
+
+
+def _urls(ws) -> dict[str, str]:
+    return {s: f"sqlite:///{ws.root / 'demo' / s}.db" for s in ("crm", "erp", "scm")}
+
+
+def _derived(warehouse: Warehouse) -> dict[str, list]:
+    tables = warehouse.tables("staging") + warehouse.tables("marts")
+    return {t: sorted(map(repr, warehouse.read(t).to_pylist())) for t in tables}
+
+
+def _marts(warehouse: Warehouse) -> dict[str, list]:
+    return {t: sorted(map(repr, warehouse.read(t).to_pylist())) for t in warehouse.tables("marts")}
+
+
+def test_an_incremental_night_reads_little_and_stages_what_a_full_refresh_stages(demo_workspace, tmp_path):
+    settings = load_config(demo_workspace.config)
+    full_night = {r.step: r for r in run_nightly(D1, settings, steps=BUILD)}
+    d2 = D1 + timedelta(days=1)
+    touched = simulate_day(_urls(demo_workspace), d2, share=0.01, seed=3)
+    assert touched["erp.sales_order_lines"] > 0 and touched["erp.sales_orders (new)"] > 0
+
+    night = {r.step: r for r in run_nightly(d2, settings, steps=BUILD)}
+    kinds = night["extract"].details["kinds"]
+    assert set(kinds.values()) == {"incremental"}, kinds
+    lines_full = full_night["extract"].rows["raw_erp__sales_order_lines"]
+    lines_inc = night["extract"].rows["raw_erp__sales_order_lines"]
+    changed = touched["erp.sales_order_lines"] + touched["erp.sales_order_lines (new)"]
+    # The increment holds every changed line, plus the look-back's re-reads, and little else.
+    assert changed <= lines_inc < 0.05 * lines_full, (changed, lines_inc, lines_full)
+
+    # The same sources read in full by a fresh warehouse give the same staging and marts.
+    fresh = tmp_path / "fresh"
+    shutil.copytree(demo_workspace.root / "demo", fresh / "demo")
+    shutil.copy(demo_workspace.config, fresh / "kam.yaml")
+    fresh_settings = load_config(fresh / "kam.yaml")
+    results = run_nightly(d2, fresh_settings, steps=BUILD)
+    assert set(results[0].details["kinds"].values()) == {"full"}
+    incremental = _derived(Warehouse(settings.warehouse_path))
+    full = _derived(Warehouse(fresh_settings.warehouse_path))
+    assert incremental.keys() == full.keys()
+    for table in full:
+        if not table.startswith("quarantine_"):
+            assert incremental[table] == full[table], table
+            continue
+        # One exception, by design: a source key held twice is judged within the batch that
+        # brings it. A full read sees every copy; an increment sees the copies that changed (an
+        # older copy it did not re-read is superseded, as an older version would be).
+        dup = "'_reject_reason': 'duplicate of a newer row'"
+        assert [r for r in incremental[table] if dup not in r] == [r for r in full[table] if dup not in r]
+        assert {r for r in incremental[table] if dup in r} <= {r for r in full[table] if dup in r}
+
+
+def test_the_watermark_advances_only_with_a_committed_batch(demo_workspace):
+    settings = load_config(demo_workspace.config)
+    run_step("extract", D1, settings)
+    warehouse = Warehouse(settings.warehouse_path)
+    lines = [b for b in registered(warehouse, "raw_erp__sales_order_lines")]
+    assert [b.kind for b in lines] == ["full"]
+    # A mistyped future change date in the source does not push the watermark past the night.
+    assert lines[0].watermark <= D1.strftime("%Y%m%d")
+    d2 = D1 + timedelta(days=1)
+    simulate_day(_urls(demo_workspace), d2, seed=5)
+    (demo_workspace.root / "demo" / "scm.db").rename(demo_workspace.root / "demo" / "scm.away")
+    with pytest.raises(SourceUnavailable, match="scm.db does not exist"):
+        run_step("extract", d2, settings)
+    (demo_workspace.root / "demo" / "scm.away").rename(demo_workspace.root / "demo" / "scm.db")
+    # The source being down stopped the night before any table was written; the next attempt
+    # reads from the same watermark, so nothing is lost.
+    assert [b.extract_date for b in registered(warehouse, "raw_erp__sales_order_lines")] == [str(D1)]
+    result = run_step("extract", d2, settings)
+    [tonight] = [b for b in registered(warehouse, "raw_erp__sales_order_lines") if b.extract_date == str(d2)]
+    lookback = settings.config.entities["order_line"].incremental.lookback_days
+    start = datetime.strptime(lines[0].watermark, "%Y%m%d") - timedelta(days=lookback)
+    assert (tonight.kind, tonight.window_from) == ("incremental", start.strftime("%Y%m%d"))
+    assert tonight.watermark == d2.strftime("%Y%m%d")
+    assert result.rows["raw_scm__shipments"] > 0
+    assert [r["status"] for r in runs(warehouse) if r["step"] == "extract"] == [
+        "success", "failed", "success"
+    ]
+
+
+def test_backfill_gives_the_marts_of_the_nights_run_in_turn(demo_workspace, tmp_path):
+    settings = load_config(demo_workspace.config)
+    nights = [D1 + timedelta(days=i) for i in range(3)]
+    in_turn = {}
+    for i, day in enumerate(nights):
+        if i:
+            simulate_day(_urls(demo_workspace), day, share=0.02, seed=i)
+        run_nightly(day, settings, steps=BUILD)
+        in_turn[day] = _marts(Warehouse(settings.warehouse_path))
+    assert in_turn[nights[0]] != in_turn[nights[2]]  # the days really differ
+
+    # Point in time: re-running the first night now, with the sources two days on, gives the
+    # first night's marts (raw already knew that night; the sources are not read again).
+    again = run_nightly(nights[0], settings, steps=BUILD)
+    assert again[0].details["replayed"]
+    assert _marts(Warehouse(settings.warehouse_path)) == in_turn[nights[0]]
+
+    # A warehouse rebuilt from raw alone by `backfill` gives every night's marts again.
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(demo_workspace.root / "demo", rebuilt / "demo")
+    shutil.copy(demo_workspace.config, rebuilt / "kam.yaml")
+    old, new = settings.warehouse_path, rebuilt / "warehouse"
+    for part in ("raw", "meta/kam_batch"):  # raw and its batch registry; no staging, no marts
+        shutil.copytree(old / part, new / part)
+    rebuilt_settings = load_config(rebuilt / "kam.yaml")
+    seen = {}
+
+    def capture(result) -> None:
+        if result.step == "build":
+            seen[nights[len(seen)]] = _marts(Warehouse(rebuilt_settings.warehouse_path))
+
+    backfill(nights[0], nights[-1], rebuilt_settings, steps=BUILD, after=capture)
+    assert seen == in_turn
+
+
+def test_deleted_source_rows_leave_staging_on_the_reconciliation_night(demo_workspace):
+    text = demo_workspace.config.read_text()
+    demo_workspace.config.write_text(text.replace(
+        "incremental: {column: last_modified}\n    columns:\n      case_id",
+        "incremental: {column: last_modified, reconcile_every_days: 2}\n    columns:\n      case_id",
+    ))
+    settings = load_config(demo_workspace.config)
+    every = settings.config.entities["service_case"].incremental.reconcile_every_days
+    assert every == 2
+    run_nightly(D1, settings, steps=["extract", "stage"])
+    with sqlite3.connect(demo_workspace.root / "demo" / "crm.db") as crm:
+        gone = [r[0] for r in crm.execute("SELECT case_id FROM cases WHERE case_id IS NOT NULL "
+                                          "ORDER BY case_id LIMIT 5")]
+        crm.executemany("DELETE FROM cases WHERE case_id = ?", [(k,) for k in gone])
+    warehouse = Warehouse(settings.warehouse_path)
+
+    def staged_cases() -> set[str]:
+        return set(warehouse.read("stg_service_case", ["case_id"]).column("case_id").to_pylist())
+
+    assert set(gone) <= staged_cases()
+    day = D1 + timedelta(days=1)
+    while day.toordinal() % every:  # an ordinary night: a watermark cannot see a deletion
+        run_nightly(day, settings, steps=["extract", "stage"])
+        assert set(gone) <= staged_cases()
+        day += timedelta(days=1)
+    result = run_nightly(day, settings, steps=["extract", "stage"])[0]
+    assert [b.kind for b in registered(warehouse, "raw_crm__cases") if b.extract_date == str(day)] == [
+        "incremental", "keys"
+    ]
+    assert result.details["kinds"]["raw_crm__cases"] == "incremental"
+    assert not set(gone) & staged_cases()
+
+
+# ------------------------------------------------------------------------------ schema drift
+
+
+def test_a_new_source_column_is_carried_into_raw_and_reported(demo_workspace):
+    settings = load_config(demo_workspace.config)
+    run_nightly(D1, settings, steps=["extract", "stage"])
+    with sqlite3.connect(demo_workspace.root / "demo" / "crm.db") as crm:
+        crm.execute("ALTER TABLE cases ADD COLUMN sentiment TEXT")
+        crm.execute("UPDATE cases SET sentiment = 'angry', last_modified = '2026-11-23 08:00:00' "
+                    "WHERE case_type = 'Complaint'")
+    result = run_step("extract", D1 + timedelta(days=1), settings)
+    assert any("crm.cases: new source column(s) carried into raw: sentiment" in n for n in result.notes)
+    raw = Warehouse(settings.warehouse_path).read("raw_crm__cases", ["sentiment", "_extract_date"])
+    by_night = {}
+    for value, night in zip(raw.column("sentiment").to_pylist(), raw.column("_extract_date").to_pylist(),
+                            strict=True):
+        by_night.setdefault(night, set()).add(value)
+    assert by_night[str(D1)] == {None} and "angry" in by_night[str(D1 + timedelta(days=1))]
+    run_step("stage", D1 + timedelta(days=1), settings)  # staging ignores what is not mapped
+
+
+def _versions(warehouse: Warehouse) -> dict[str, int]:
+    return {t: warehouse.version(t) for t in warehouse.tables() if t != "kam_run"}
+
+
+def test_a_removed_mapped_column_fails_the_extract_naming_it_before_anything_is_written(demo_workspace):
+    settings = load_config(demo_workspace.config)
+    run_step("extract", D1, settings)
+    warehouse = Warehouse(settings.warehouse_path)
+    before = _versions(warehouse)
+    with sqlite3.connect(demo_workspace.root / "demo" / "crm.db") as crm:
+        crm.execute("ALTER TABLE cases DROP COLUMN priority")
+    with pytest.raises(SchemaDrift, match=r"crm\.cases: mapped column 'priority' "
+                                          r"\(entities\.service_case\.columns\.priority\) is missing"):
+        run_step("extract", D1 + timedelta(days=1), settings)
+    assert _versions(warehouse) == before
+
+
+def test_a_retyped_mapped_column_fails_the_extract_naming_both_types(demo_workspace):
+    settings = load_config(demo_workspace.config)
+    run_step("extract", D1, settings)
+    warehouse = Warehouse(settings.warehouse_path)
+    before = _versions(warehouse)
+    with sqlite3.connect(demo_workspace.root / "demo" / "erp.db") as erp:
+        (ddl,) = erp.execute("SELECT sql FROM sqlite_master WHERE name = 'payments'").fetchone()
+        erp.execute("ALTER TABLE payments RENAME TO payments_old")
+        erp.execute(ddl.replace("amount NUMERIC(14,2)", "amount TEXT"))
+        erp.execute("INSERT INTO payments SELECT * FROM payments_old")
+        erp.execute("DROP TABLE payments_old")
+    with pytest.raises(SchemaDrift, match=r"erp\.payments: mapped column 'amount' "
+                                          r"\(entities\.payment\.columns\.amount\) changed type "
+                                          r"from DOUBLE to VARCHAR"):
+        run_step("extract", D1 + timedelta(days=1), settings)
+    assert _versions(warehouse) == before
+
+
+@pytest.mark.postgres
+def test_an_incremental_night_on_postgresql_matches_a_full_refresh(postgres, demo_systems, demo_workspace,
+                                                                    monkeypatch, tmp_path):
+    from pipelines.demo import write_demo
+
+    urls = {s: postgres.create_database(f"kam_inc_{s}") for s in ("crm", "erp", "scm")}
+    write_demo(demo_systems, urls=urls)
+    for system, url in urls.items():
+        monkeypatch.setenv(f"KAM_{system.upper()}_URL", url)
+    settings = load_config(demo_workspace.config)
+    run_nightly(D1, settings, steps=BUILD)
+    d2 = D1 + timedelta(days=1)
+    touched = simulate_day(urls, d2, share=0.01, seed=3)
+    night = run_nightly(d2, settings, steps=BUILD)
+    assert set(night[0].details["kinds"].values()) == {"incremental"}
+    assert night[0].rows["raw_erp__sales_order_lines"] >= touched["erp.sales_order_lines"]
+    raw = Warehouse(settings.warehouse_path).read("raw_erp__sales_order_lines", ["quantity"])
+    assert str(raw.schema.field("quantity").type) == "decimal128(12, 3)"  # exact, as in the source
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(demo_workspace.config, fresh / "kam.yaml")
+    fresh_settings = load_config(fresh / "kam.yaml")
+    run_nightly(d2, fresh_settings, steps=BUILD, full_refresh=True)
+    incremental = _derived(Warehouse(settings.warehouse_path))
+    full = _derived(Warehouse(fresh_settings.warehouse_path))
+    for table in full:
+        if table.startswith("stg_") or not table.startswith("quarantine_"):
+            assert incremental[table] == full[table], table

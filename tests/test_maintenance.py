@@ -1,0 +1,70 @@
+"""Compaction and vacuum keep the warehouse from growing without bound, and change no content."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import yaml
+from click.testing import CliRunner
+
+from pipelines.cli import main
+from pipelines.config import load_config
+from pipelines.nightly import run_nightly, run_step
+from pipelines.warehouse import Warehouse
+from tests.tiny_sources import tiny_config, write_tiny_sources
+
+SATURDAY = date(2026, 6, 27)
+STEPS = ["extract", "stage", "build"]
+
+
+def _files(warehouse: Warehouse, table: str) -> int:
+    return sum(1 for _ in warehouse.path(table).rglob("*.parquet"))
+
+
+def test_maintenance_compacts_and_vacuums_without_changing_any_table(tmp_path):
+    write_tiny_sources(tmp_path)
+    config = tiny_config(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["warehouse"]["retention_days"] = 0  # vacuum everything no current version needs
+    config.write_text(yaml.safe_dump(data))
+    settings = load_config(config)
+    for night in (1, 1, 0, 0):  # two nights, each run twice: two raw batches in each partition
+        run_nightly(SATURDAY - timedelta(days=night), settings, steps=STEPS)
+    warehouse = Warehouse(settings.warehouse_path)
+    contents = {t: sorted(map(repr, warehouse.read(t).to_pylist())) for t in warehouse.tables()}
+    raw_files = _files(warehouse, "raw_erp__sales_order_lines")
+    mart_files = _files(warehouse, "customer_value")
+    assert raw_files == 4 and mart_files == 4
+
+    skipped = run_step("maintain", SATURDAY, settings)  # Saturday is not the configured Sunday
+    assert skipped.details == {} and "not a maintenance night" in skipped.notes[0]
+    assert _files(warehouse, "customer_value") == mart_files
+
+    result = run_step("maintain", SATURDAY + timedelta(days=1), settings)  # Sunday: due
+    assert result.details["files_compacted"] > 0 and result.details["files_vacuumed"] > 0
+    assert _files(warehouse, "raw_erp__sales_order_lines") == 2  # one file per night
+    assert _files(warehouse, "customer_value") == 1  # the old versions' files are gone
+    after = {t: sorted(map(repr, warehouse.read(t).to_pylist())) for t in warehouse.tables()
+             if t != "kam_run"}
+    assert after == {t: rows for t, rows in contents.items() if t != "kam_run"}
+    # The next night after maintenance still runs, incrementally or not, on the compacted raw.
+    run_nightly(SATURDAY + timedelta(days=1), settings, steps=STEPS)
+
+
+def test_kam_runs_shows_each_step_with_its_status_and_the_failure(tmp_path):
+    write_tiny_sources(tmp_path)
+    config = tiny_config(tmp_path)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["run", "--as-of", "2026-06-30", "--config", str(config)])
+    assert ok.exit_code == 0, ok.output
+    (tmp_path / "scm.db").unlink()
+    failed = runner.invoke(main, ["run", "--as-of", "2026-07-01", "--config", str(config)])
+    assert failed.exit_code == 1 and "`kam runs` shows the ledger" in failed.output
+    shown = runner.invoke(main, ["runs", "--config", str(config)], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    for step in ("extract", "stage", "build", "publish", "maintain"):
+        assert any("2026-06-30" in line and f" {step} " in line and "success" in line for line in lines), step
+    assert any("2026-07-01" in line and " extract " in line and "failed" in line for line in lines)
+    assert any("scm.db does not exist" in line for line in lines)
+    assert any("customer_value@" in line for line in lines)  # lineage: versions written

@@ -1,0 +1,101 @@
+-- customer_features: one row per customer (ERP customer master) with the behaviour the mining
+-- step segments and explains, in business units, over the 12 months up to the as-of date.
+-- Gaps are filled with what they mean (no payment: nothing late; no delivery: nothing late;
+-- never ordered: recency = days since the customer was created), so every row is usable.
+-- Skew is handled in Python (models/segments.py: log compression before scaling).
+WITH p AS (
+    SELECT getvariable('as_of') AS as_of,
+           CAST(getvariable('as_of') - INTERVAL 12 MONTH AS DATE) AS since,
+           CAST(getvariable('as_of') - INTERVAL 24 MONTH AS DATE) AS since_prior
+),
+line AS (
+    SELECT o.customer_id, o.order_date, pr.product_line,
+           l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)) AS revenue
+    FROM stg_order o
+    JOIN stg_order_line l USING (order_id)
+    LEFT JOIN stg_product pr USING (product_id)
+    WHERE NOT COALESCE(o.is_cancelled, FALSE)
+),
+prior AS (
+    SELECT customer_id, sum(revenue) AS revenue_prior_12m
+    FROM line, p WHERE order_date > since_prior AND order_date <= since GROUP BY customer_id
+),
+breadth AS (
+    SELECT customer_id, count(DISTINCT product_line) AS product_lines
+    FROM line, p WHERE order_date > since GROUP BY customer_id
+),
+account AS (
+    SELECT x.customer_id, a.account_id, a.region, a.size_band
+    FROM stg_customer_xref x JOIN stg_account a ON a.account_id = x.source_key
+    WHERE x.system = 'crm' AND x.customer_id IS NOT NULL
+),
+crm AS (
+    SELECT customer_id, min(region) AS region, min(size_band) AS size_band FROM account GROUP BY customer_id
+),
+cases AS (
+    SELECT a.customer_id, count(*) AS service_cases_12m,
+           count(*) FILTER (WHERE c.is_complaint) AS complaints_12m
+    FROM stg_service_case c JOIN account a USING (account_id), p
+    WHERE CAST(c.opened_at AS DATE) > since AND CAST(c.opened_at AS DATE) <= as_of
+    GROUP BY a.customer_id
+),
+returns AS (
+    SELECT o.customer_id, count(*) AS returns_12m, sum(r.credit_amount) AS returned_12m
+    FROM stg_return r JOIN stg_shipment s USING (shipment_id) JOIN stg_order o USING (order_id), p
+    WHERE r.return_date > since
+    GROUP BY o.customer_id
+),
+delay AS (
+    SELECT y.customer_id, avg(date_diff('day', i.due_date, y.payment_date)) AS payment_delay_days
+    FROM stg_payment y JOIN stg_invoice i USING (invoice_id), p
+    WHERE y.payment_date > since AND i.due_date IS NOT NULL
+    GROUP BY y.customer_id
+),
+delivery AS (
+    SELECT o.customer_id,
+           avg(CASE WHEN s.delivered_date <= s.promised_date THEN 1.0 ELSE 0.0 END) AS on_time_rate
+    FROM stg_shipment s JOIN stg_order o USING (order_id), p
+    WHERE s.delivered_date > since AND s.delivered_date <= as_of AND s.promised_date IS NOT NULL
+    GROUP BY o.customer_id
+)
+SELECT
+    c.customer_id,
+    COALESCE(c.industry, 'unknown') AS industry,
+    COALESCE(crm.region, 'unknown') AS region,
+    COALESCE(c.status, 'unknown') AS status,
+    v.tier,
+    v.key_account,
+    CAST(v.revenue_12m AS DOUBLE) AS monetary_12m,
+    CAST(v.orders_12m AS DOUBLE) AS orders_12m,
+    CAST(COALESCE(date_diff('day', v.last_order_date, p.as_of),
+                  date_diff('day', c.created_at, p.as_of), 3 * 365) AS DOUBLE) AS recency_days,
+    CAST(COALESCE(v.gross_margin_12m, 0) AS DOUBLE) AS margin_12m,
+    CASE WHEN v.revenue_12m > 0 THEN CAST(COALESCE(v.gross_margin_12m, 0) / v.revenue_12m AS DOUBLE)
+         ELSE 0.0 END AS margin_pct,
+    -- Symmetric growth in [-1, 1]: +1 new buyer, -1 stopped, 0 flat; no division blow-ups.
+    CAST((v.revenue_12m - COALESCE(pr.revenue_prior_12m, 0))
+         / greatest(v.revenue_12m + COALESCE(pr.revenue_prior_12m, 0), 1) AS DOUBLE) AS growth,
+    CAST(COALESCE(b.product_lines, 0) AS DOUBLE) AS product_lines,
+    CAST(COALESCE(cs.service_cases_12m, 0) AS DOUBLE) AS service_cases_12m,
+    CAST(COALESCE(cs.complaints_12m, 0) AS DOUBLE) AS complaints_12m,
+    CAST(COALESCE(r.returns_12m, 0) AS DOUBLE) AS returns_12m,
+    CASE WHEN v.revenue_12m > 0 THEN CAST(COALESCE(r.returned_12m, 0) / v.revenue_12m AS DOUBLE)
+         ELSE 0.0 END AS return_rate,
+    CAST(COALESCE(d.payment_delay_days, 0) AS DOUBLE) AS payment_delay_days,
+    CAST(COALESCE(dl.on_time_rate, 1.0) AS DOUBLE) AS on_time_rate,
+    CAST(date_diff('day', COALESCE(c.created_at, v.first_order_date, p.as_of), p.as_of) / 365.25
+         AS DOUBLE) AS tenure_years,
+    -- Company size from the CRM employee band, as the band's lower bound in employees.
+    CAST(COALESCE(TRY_CAST(regexp_extract(crm.size_band, '^[0-9]+') AS INTEGER), 0) AS DOUBLE) AS employees,
+    p.as_of AS as_of_date
+FROM stg_customer c
+CROSS JOIN p
+JOIN customer_value v USING (customer_id)
+LEFT JOIN prior pr USING (customer_id)
+LEFT JOIN breadth b USING (customer_id)
+LEFT JOIN crm USING (customer_id)
+LEFT JOIN cases cs USING (customer_id)
+LEFT JOIN returns r USING (customer_id)
+LEFT JOIN delay d USING (customer_id)
+LEFT JOIN delivery dl USING (customer_id)
+ORDER BY c.customer_id
