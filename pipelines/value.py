@@ -300,3 +300,32 @@ def side_marts(session: Session, settings: Settings, values: pa.Table):
         rating, points = credit_tables(session, settings)
         yield "credit_rating", rating, None
         yield "credit_rating_points", points, None
+
+
+def explain_grade(warehouse, customer_id: str, rating_quarter_label: str | None = None) -> str:
+    """A customer's credit grade, line by line: each indicator's value, band and points.
+
+    Reads credit_rating and credit_rating_points (the latest rated quarter unless one is named), so
+    what it prints is exactly what was stored, not a recomputation.
+    """
+    rating = warehouse.read("credit_rating").to_pandas()
+    rating = rating[rating["customer_id"] == customer_id]
+    if rating.empty:
+        raise KeyError(f"customer {customer_id} has no credit rating")
+    quarter = rating_quarter_label or rating["rating_quarter"].max()
+    row = rating[rating["rating_quarter"] == quarter].iloc[0]
+    points = warehouse.read("credit_rating_points").to_pandas()
+    points = points[(points["customer_id"] == customer_id) & (points["rating_quarter"] == quarter)]
+    lines = [f"customer {customer_id}, rating {quarter} (on {row['period_start']} .. {row['period_end']}): "
+             f"grade {row['grade']}, score {row['score']:.1f} / 100 "
+             f"(financial {row['financial_points']:.1f}, non-financial {row['non_financial_points']:.1f})"]
+    if row["grade"] != row["computed_grade"]:
+        lines.append(f"  override: computed {row['computed_grade']}, set to {row['grade']} "
+                     f"because {row['override_reason']!r} until {row['override_expires']}")
+    for group, part in points.groupby("group", sort=False):
+        lines.append(f"  {group}: {part['points'].sum():.1f} / {part['max_points'].sum():.0f}")
+        for _, p in part.iterrows():
+            value = "no data" if pd.isna(p["value"]) else f"{p['value']:.3g}"
+            lines.append(f"    {p['indicator']:<20} {value:>10}  {p['band']:<16} "
+                         f"{p['points']:>5.2f} / {p['max_points']:.0f}  {p['label']}")
+    return "\n".join(lines)
