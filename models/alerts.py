@@ -30,7 +30,7 @@ def customer_alerts(frame: pd.DataFrame, *, top_tiers: Sequence[str],
     """(customer_id, alert, reason) rows for every customer and rule that fires.
 
     `frame` columns: customer_id, tier, baseline_tier (tier by the revenue of the 12 months before
-    the last 12), revenue_12m, revenue_prior_12m, orders_prior_12m, probability_alive, clv,
+    the last 12), revenue_12m, revenue_prior_12m, orders_12m, orders_prior_12m, probability_alive, clv,
     complaints_12m, median_days_late (recent invoices), gross_margin_12m, cost_to_serve_12m, profit_12m,
     product_lines_12m.
     Tier lists default to `top_tiers` (every tier but the lowest).
@@ -48,14 +48,22 @@ def customer_alerts(frame: pd.DataFrame, *, top_tiers: Sequence[str],
         return f[name].to_numpy(dtype=float, na_value=np.nan)
 
     if declining_drop is not None:
+        # Revenue or order count, whichever fell more: a customer buying a few large orders a year
+        # shows a falling order rate before its revenue, one buying many small ones the other way.
         tiers = list(declining_tiers or top_tiers)
         now, before = num("revenue_12m"), num("revenue_prior_12m")
-        change = np.where(before > 0, now / np.where(before > 0, before, 1.0) - 1.0, np.nan)
-        regular = num("orders_prior_12m") >= declining_min_orders
+        orders_now, orders_before = num("orders_12m"), num("orders_prior_12m")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            revenue_change = np.where(before > 0, now / before - 1.0, np.nan)
+            orders_change = np.where(orders_before > 0, orders_now / orders_before - 1.0, np.nan)
+        change = np.fmin(revenue_change, orders_change)
+        regular = orders_before >= declining_min_orders
         mask = f["baseline_tier"].isin(tiers).to_numpy() & regular & (change <= -declining_drop)
         emit("declining", mask, [
-            f"was {t} on the 12 months before; revenue last 12 months {_money(a)} vs {_money(b)}, "
-            f"{c:+.0%}" for t, a, b, c in zip(f["baseline_tier"], now, before, change, strict=True)])
+            f"was {t} on the 12 months before; last 12 months revenue {_money(a)} vs {_money(b)} "
+            f"({rc:+.0%}), orders {oa:.0f} vs {ob:.0f} ({oc:+.0%})"
+            for t, a, b, rc, oa, ob, oc in zip(f["baseline_tier"], now, before, revenue_change, orders_now,
+                                               orders_before, orders_change, strict=True)])
     if at_risk_probability is not None:
         tiers = list(at_risk_tiers or top_tiers)
         alive = num("probability_alive")

@@ -185,7 +185,8 @@ def tier_history(values: pa.Table) -> pa.Table:
 def alerts_table(values: pa.Table, settings: Settings, as_of: date) -> pa.Table:
     cfg, rules = settings.config, settings.config.alerts
     names = [level.name for level in cfg.tiers.levels]
-    frame = values.select(["customer_id", "tier", "revenue_12m", "revenue_prior_12m", "orders_prior_12m",
+    frame = values.select(["customer_id", "tier", "revenue_12m", "revenue_prior_12m", "orders_12m",
+                           "orders_prior_12m",
                            "probability_alive", "clv", "complaints_12m", "median_days_late",
                            "gross_margin_12m",
                            "cost_to_serve_12m", "profit_12m", "product_lines_12m"]).to_pandas()

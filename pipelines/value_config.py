@@ -46,10 +46,11 @@ class CostToServeConfig(_Strict):
 # Tier lists left out (null) mean "every tier but the lowest": the customers worth a call.
 class DecliningAlert(_Strict):
     former_tiers: list[str] | None = None
-    drop: Annotated[float, Field(gt=0, lt=1)] = 0.40  # trailing 12 months below (1 - drop) x the 12 before
-    # A fall means something only for a customer that bought regularly: one big order a year
+    # revenue or orders of the trailing 12 months below (1 - drop) x the 12 months before
+    drop: Annotated[float, Field(gt=0, lt=1)] = 0.40
+    # A fall means something only for a customer that bought more than once: a single order a year
     # "falls" 100% whenever it slips into the next year.
-    min_orders_before: Annotated[int, Field(ge=1)] = 4
+    min_orders_before: Annotated[int, Field(ge=1)] = 2
 
 
 class AlertConfig(_Strict):

@@ -27,8 +27,8 @@ def test_whale_curve_ranks_by_profit_and_rises_above_total_before_falling_back()
 
 def _frame(**overrides):
     base = {"customer_id": ["c1"], "tier": ["Major"], "baseline_tier": ["VIP"], "revenue_12m": [100.0],
-            "revenue_prior_12m": [100.0], "orders_prior_12m": [6], "probability_alive": [0.9], "clv": [10.0],
-            "complaints_12m": [0],
+            "revenue_prior_12m": [100.0], "orders_12m": [6], "orders_prior_12m": [6],
+            "probability_alive": [0.9], "clv": [10.0], "complaints_12m": [0],
             "median_days_late": [0.0], "gross_margin_12m": [50.0], "cost_to_serve_12m": [10.0],
             "profit_12m": [40.0], "product_lines_12m": [3]}
     base.update({k: [v] for k, v in overrides.items()})
@@ -62,7 +62,8 @@ def test_each_rule_fires_with_its_figures_in_the_reason():
 
 
 def test_thresholds_are_respected_and_unconfigured_rules_do_not_run():
-    just_short = _frame(revenue_12m=61.0, revenue_prior_12m=100.0, complaints_12m=2, median_days_late=14.9)
+    just_short = _frame(revenue_12m=61.0, revenue_prior_12m=100.0, orders_12m=4, complaints_12m=2,
+                        median_days_late=14.9)
     assert customer_alerts(just_short, **RULES).empty
     small = _frame(tier="Small", baseline_tier="Small", revenue_12m=10.0, probability_alive=0.1,
                    product_lines_12m=1)
@@ -70,3 +71,11 @@ def test_thresholds_are_respected_and_unconfigured_rules_do_not_run():
     assert customer_alerts(_frame(complaints_12m=9), top_tiers=["VIP"]).empty
     assert np.array_equal(customer_alerts(_frame(complaints_12m=9, median_days_late=20), **RULES)["alert"],
                           ["repeat_complainer", "late_payer"])
+
+
+def test_a_fall_in_orders_alone_is_declining_and_one_order_a_year_is_not():
+    fewer_orders = customer_alerts(_frame(orders_12m=3, orders_prior_12m=6), **RULES)
+    assert fewer_orders["alert"].tolist() == ["declining"]
+    assert "orders 3 vs 6 (-50%)" in fewer_orders["reason"].iloc[0]
+    one_order = _frame(revenue_12m=0.0, orders_12m=0, orders_prior_12m=1)
+    assert customer_alerts(one_order, **RULES, declining_min_orders=2).empty
