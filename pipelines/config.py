@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import URL, make_url
 
 from pipelines.canonical import ENTITIES, REQUIRED_ENTITIES
+from pipelines.value_config import AlertConfig, ClvConfig, CostToServeConfig, CreditConfig
 
 DEFAULT_CONFIG = "kam.yaml"
 CONFIG_ENV = "KAM_CONFIG"
@@ -123,16 +124,57 @@ class TierLevel(_Strict):
     key_account: bool = False
 
 
+# Named pyramids from the literature; `levels` in kam.yaml replaces them entirely.
+TIER_PRESETS: dict[str, list[dict[str, Any]]] = {
+    "standard": [
+        {"name": "VIP", "share": 0.01, "key_account": True},
+        {"name": "Major", "share": 0.04, "key_account": True},
+        {"name": "Ordinary", "share": 0.15},
+        {"name": "Small", "share": 0.80},
+    ],
+    "metals": [
+        {"name": "Diamond", "share": 0.01, "key_account": True},
+        {"name": "Platinum", "share": 0.04, "key_account": True},
+        {"name": "Gold", "share": 0.10},
+        {"name": "Bronze", "share": 0.20},
+        {"name": "Iron", "share": 0.30},
+        {"name": "Lead", "share": 0.35},
+    ],
+}
+
+
+class TierStability(_Strict):
+    """A customer changes tier only beyond the boundary by `margin` or after `runs` runs across it."""
+
+    margin: Annotated[float, Field(ge=0, le=5)] = 0.10
+    runs: Annotated[int, Field(ge=1, le=100)] = 3
+
+
 class TierConfig(_Strict):
-    measure: Literal["revenue_12m", "gross_margin_12m", "orders_12m"] = "revenue_12m"
-    levels: list[TierLevel]
+    measure: Literal["revenue_12m", "gross_margin_12m", "orders_12m", "profit_12m", "clv"] = "revenue_12m"
+    preset: Literal["standard", "metals"] | None = None
+    levels: list[TierLevel] | None = None
+    stability: TierStability = TierStability()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_or_levels(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if data.get("preset") and data.get("levels"):
+                raise ValueError("give either 'preset' or 'levels', not both")
+            if not data.get("levels"):
+                preset = data.get("preset") or "standard"
+                if preset in TIER_PRESETS:
+                    data = {**data, "levels": TIER_PRESETS[preset]}
+        return data
 
     @model_validator(mode="after")
     def _shares_cover_everyone(self) -> TierConfig:
-        total = sum(level.share for level in self.levels)
+        levels = self.levels or []
+        total = sum(level.share for level in levels)
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"tier shares must add up to 1.0, they add up to {total:g}")
-        names = [level.name for level in self.levels]
+        names = [level.name for level in levels]
         if len(set(names)) != len(names):
             raise ValueError(f"tier names must be unique: {names}")
         return self
@@ -260,6 +302,10 @@ class KamConfig(_Strict):
     tiers: TierConfig
     abc: AbcConfig = AbcConfig()
     publish: PublishConfig | None = None
+    clv: ClvConfig = ClvConfig()
+    cost_to_serve: CostToServeConfig = CostToServeConfig()
+    alerts: AlertConfig = AlertConfig()
+    credit: CreditConfig | None = None
     mining: MiningConfig = MiningConfig()
 
     @model_validator(mode="after")
@@ -304,6 +350,15 @@ class KamConfig(_Strict):
             )
         if self.publish and "account" not in self.entities:
             problems.append("publish: needs the 'account' entity mapped (rows are per CRM account)")
+        tier_names = {level.name for level in self.tiers.levels or []}
+        wanted = [("alerts.at_risk_tiers", self.alerts.at_risk_tiers or []),
+                  ("alerts.narrow_buyer_tiers", self.alerts.narrow_buyer_tiers or [])]
+        if self.alerts.declining and self.alerts.declining.former_tiers:
+            wanted.append(("alerts.declining.former_tiers", self.alerts.declining.former_tiers))
+        for key, names in wanted:
+            unknown = [n for n in names if n not in tier_names]
+            if unknown:
+                problems.append(f"{key}: {unknown} are not tiers ({', '.join(sorted(tier_names))})")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -362,7 +417,7 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
             message = "unknown key (check the spelling)"
         for part in message.split("; "):
             # Cross-key problems already name their key path; others get the pydantic location.
-            named = part.startswith(("entities", "publish"))
+            named = part.startswith(("entities", "publish", "alerts."))
             lines.append(f"  {part}" if named else f"  {where}: {part}")
     return "\n".join(lines)
 

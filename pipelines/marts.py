@@ -1,5 +1,7 @@
-"""Build: the marts sales reads — `customer_value` (one row per customer) and `crm_account_tier`
-(one row per matched CRM account, the table reverse ETL publishes)."""
+"""Build: the marts sales reads — `customer_value` (one row per customer: revenue, CLV, profit after
+cost-to-serve, stable tier), `crm_account_tier` (one row per matched CRM account, the table reverse
+ETL publishes), and the marts of pipelines/value.py (whale curve, alerts, credit rating, CLV holdout,
+tier history)."""
 
 from __future__ import annotations
 
@@ -7,33 +9,13 @@ import time
 from collections.abc import Callable
 from datetime import date
 
-import numpy as np
-import pyarrow as pa
-
-from models.pyramid import abc_classes, assign_tiers
+from pipelines import value as value_marts
 from pipelines.canonical import ENTITIES
 from pipelines.config import Settings
 from pipelines.duckdb_session import Session, sql_file
 from pipelines.results import StepResult
 from pipelines.staging import empty_entity_sql
 from pipelines.warehouse import Warehouse
-
-
-def add_tiers(table: pa.Table, settings: Settings) -> pa.Table:
-    """Append tier, tier_rank, abc_class and key_account to a customer_value frame."""
-    tiers = settings.config.tiers
-    measure = table.column(tiers.measure).to_numpy(zero_copy_only=False).astype(float)
-    ids = table.column("customer_id").to_numpy(zero_copy_only=False).astype(str)
-    names = [level.name for level in tiers.levels]
-    tier, rank = assign_tiers(measure, ids, names, [level.share for level in tiers.levels])
-    key_tiers = [level.name for level in tiers.levels if level.key_account]
-    abc = abc_classes(measure, ids, settings.config.abc.a, settings.config.abc.b)
-    return (
-        table.append_column("tier", pa.array(tier, pa.string()))
-        .append_column("tier_rank", pa.array(rank, pa.int64()))
-        .append_column("abc_class", pa.array(abc, pa.string()))
-        .append_column("key_account", pa.array(np.isin(tier, key_tiers), pa.bool_()))
-    )
 
 
 def build(settings: Settings, as_of: date, *,
@@ -50,10 +32,18 @@ def build(settings: Settings, as_of: date, *,
         session.expose("stg_customer_xref")
 
         values = session.con.execute(sql_file("marts", "customer_value")).to_arrow_table()
-        values = add_tiers(values, settings).sort_by([("tier_rank", "ascending")])
+        values, clv_info = value_marts.add_value(session, settings, values)
+        values = value_marts.add_tiers(values, settings, value_marts.previous_tiers(session), as_of)
+        values = values.sort_by([("tier_rank", "ascending")])
         session.con.register("customer_value", values)
         session.warehouse.write("customer_value", values)
         result.rows["customer_value"] = values.num_rows
+        result.details["clv"] = clv_info
+        for table, data, key in value_marts.side_marts(session, settings, values):
+            session.warehouse.write(table, data, replace_where=key)
+            result.rows[table] = data.num_rows
+            if on_table:
+                on_table(table, data.num_rows)
 
         tiers = session.con.execute(sql_file("marts", "crm_account_tier")).to_arrow_table()
         session.warehouse.write("crm_account_tier", tiers)

@@ -1,0 +1,332 @@
+"""Build, customer value part: CLV, cost-to-serve and profit per customer, then the marts that rest
+on them — stable tiers, whale curve, alerts, quarterly credit rating and the CLV holdout check.
+
+The arithmetic lives in `models/` (plain tested functions); this module only gathers their inputs
+from the DuckDB session (SQL files in transforms/marts) and hands results to the warehouse. Every
+figure is relative to the run's as-of date, and every table is either replaced whole or replaced
+for this run's own key (as-of date, rating quarter), so a re-run for the same date changes nothing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from models.alerts import customer_alerts
+from models.clv import (
+    BetaGeoModel,
+    GammaGammaModel,
+    customer_lifetime_value,
+    customer_summary,
+    history_flags,
+    holdout_evaluation,
+)
+from models.clv._fit import ConvergenceWarning
+from models.credit import apply_overrides, score_customers
+from models.profit import cost_parts, whale_curve
+from models.pyramid import abc_classes, assign_tiers
+from models.tier_stability import stabilise
+from pipelines.config import Settings
+from pipelines.duckdb_session import Session, sql_file
+from pipelines.value_config import ClvConfig
+
+WEEKS_PER_MONTH = 52 / 12
+# Pipeline state, not a mart: the `kam_` prefix puts it beside the run ledger (meta layer), so the
+# marts stay a snapshot of one night and re-running an earlier night still finds its predecessor.
+TIER_HISTORY = "kam_tier_state"
+
+
+def _frame(session: Session, name: str) -> pd.DataFrame:
+    return session.con.execute(sql_file("marts", name)).df()
+
+
+def clv_scores(transactions: pd.DataFrame, as_of: date, cfg: ClvConfig) -> tuple[pd.DataFrame, dict]:
+    """Per customer with purchases: expected purchases and revenue over the horizon, probability
+    alive, CLV and a flag saying how far to trust them; plus what was fitted, for the run summary."""
+    summary = customer_summary(transactions, as_of, amount="amount")
+    known = transactions[transactions["margin"].notna()]  # days with a product cost for every line
+    margins = known.groupby("customer_id")[["margin", "amount"]].sum()
+    share = (margins["margin"] / margins["amount"].where(margins["amount"] > 0)).reindex(summary.index)
+    margin = share.fillna(cfg.default_margin).clip(lower=0.0, upper=1.0).to_numpy()
+    out = pd.DataFrame(index=summary.index)
+    out["purchase_days"] = summary["frequency"] + 1
+    flags = history_flags(summary["frequency"], summary["T"], min_weeks=cfg.min_history_weeks)
+    if len(summary) < cfg.min_customers or (summary["frequency"] > 0).sum() < 2:
+        for col in ("expected_purchases", "expected_revenue", "probability_alive", "clv"):
+            out[col] = np.nan
+        out["clv_flag"] = "too few customers to fit"
+        return out, {"fitted": False, "customers": len(summary)}
+    x, t_x, T, m = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        bg = BetaGeoModel().fit(x, t_x, T)
+        spend = GammaGammaModel().fit(x, m)
+    horizon = cfg.horizon_months * WEEKS_PER_MONTH
+    purchases = bg.conditional_expected_number_of_purchases_up_to_time(horizon, x, t_x, T)
+    if spend.params_["q"] > 1:
+        order_value = spend.conditional_expected_average_profit(x, m)
+    else:
+        # q <= 1: spend so heavy-tailed that the population mean is infinite and Gamma-Gamma cannot
+        # shrink towards it. Fall back to each customer's own mean order value, and say so.
+        first = transactions.groupby("customer_id")["amount"].first().reindex(summary.index).to_numpy()
+        order_value = np.where(x > 0, m, first)
+        caught.append(warnings.WarningMessage(
+            f"Gamma-Gamma q = {spend.params_['q']:.3f} <= 1: own mean order values used", UserWarning,
+            __file__, 0))
+    monthly_rate = (1 + cfg.discount_rate_yearly) ** (1 / 12) - 1
+    out["expected_purchases"] = np.round(purchases, 4)
+    out["expected_revenue"] = np.round(purchases * order_value, 2)
+    out["probability_alive"] = np.round(bg.conditional_probability_alive(x, t_x, T), 4)
+    out["clv"] = np.round(customer_lifetime_value(
+        bg, spend, x, t_x, T, m, periods=cfg.horizon_months, period_length=WEEKS_PER_MONTH,
+        margin=margin, discount_rate=monthly_rate, order_value=order_value), 2)
+    out["clv_flag"] = np.where(flags == "", None, flags)
+    info = {"fitted": True, "customers": len(summary), "bgnbd": bg.params_, "gamma_gamma": spend.params_,
+            "converged": bg.converged_ and spend.converged_, "warnings": [str(w.message) for w in caught]}
+    return out, info
+
+
+def add_value(session: Session, settings: Settings, values: pa.Table) -> tuple[pa.Table, dict]:
+    """customer_value plus CLV, cost-to-serve parts, profit_12m and what the alerts need."""
+    cfg = settings.config
+    session.materialize("invoice_payment", sql_file("marts", "invoice_payment"))
+    session.con.execute(f"SET VARIABLE late_invoices = {int(cfg.alerts.late_invoices)}")
+    activity = _frame(session, "customer_activity").set_index("customer_id")
+    session.materialize("clv_transactions", sql_file("marts", "clv_transactions"))  # holdout reuses it
+    transactions = session.con.execute("SELECT * FROM clv_transactions").df()
+    scores, info = clv_scores(transactions, session.as_of, cfg.clv)
+    base = values.select(["customer_id", "orders_12m", "gross_margin_12m"]).to_pandas()
+    base = base.set_index("customer_id")
+    frame = activity.reindex(base.index)
+    inputs = pd.DataFrame({
+        "orders": base["orders_12m"], "service_cases": frame["service_cases_12m"],
+        "complaints": frame["complaints_12m"], "returns": frame["returns_12m"],
+        "return_credit": frame["return_credit_12m"], "freight": frame["freight_12m"],
+        "receivable_amount_days": frame["receivable_amount_days_12m"],
+    }, index=base.index)
+    costs = cost_parts(inputs, **cfg.cost_to_serve.model_dump())
+    cost_total = costs.sum(axis=1) if len(costs.columns) else pd.Series(0.0, index=base.index)
+    margin = base["gross_margin_12m"].astype(float)
+    extra = pd.concat([scores.reindex(base.index), costs], axis=1)
+    extra["cost_to_serve_12m"] = cost_total.round(2)
+    extra["profit_12m"] = (margin - cost_total).round(2)
+    extra["clv_flag"] = extra["clv_flag"].where(extra.index.isin(scores.index), "no purchases")
+    for col in ("revenue_prior_12m", "orders_prior_12m", "product_lines_12m", "complaints_12m",
+                "median_days_late"):
+        extra[col] = frame[col]
+    extra["purchase_days"] = extra["purchase_days"].fillna(0).astype("int64")
+    # `extra` is in customer_value's row order (indexed like `base`), so columns append as they are.
+    for name in extra.columns:
+        column = extra[name]
+        if column.dtype == object or str(column.dtype).startswith(("str", "string")):
+            array = pa.array(column.astype(object).where(column.notna(), None).tolist(), pa.string())
+        else:
+            array = pa.array(column.to_numpy(), from_pandas=True)
+        values = values.append_column(name, array)
+    return values, info
+
+
+def previous_tiers(session: Session) -> pd.DataFrame:
+    """The tier state of the latest earlier run, by customer (empty on the first run)."""
+    columns = ["customer_id", "tier", "pending_tier", "pending_runs", "tier_since"]
+    if not session.warehouse.exists(TIER_HISTORY):
+        return pd.DataFrame(columns=columns).set_index("customer_id")
+    data = session.warehouse.dataset(TIER_HISTORY)
+    earlier = data.to_table(columns=["as_of_date"], filter=pc.field("as_of_date") < session.as_of)
+    if earlier.num_rows == 0:
+        return pd.DataFrame(columns=columns).set_index("customer_id")
+    last = pc.max(earlier.column("as_of_date")).as_py()
+    rows = data.to_table(columns=columns, filter=pc.field("as_of_date") == last)
+    return rows.to_pandas().set_index("customer_id")
+
+
+def add_tiers(table: pa.Table, settings: Settings, previous: pd.DataFrame, as_of: date) -> pa.Table:
+    """Tier (stabilised against the previous run), its history fields, ABC class and key-account flag."""
+    tiers = settings.config.tiers
+    measure = table.column(tiers.measure).to_numpy(zero_copy_only=False).astype(float)
+    measure = np.nan_to_num(measure, nan=0.0)
+    ids = table.column("customer_id").to_numpy(zero_copy_only=False).astype(str)
+    names = [level.name for level in tiers.levels]
+    ranked, rank = assign_tiers(measure, ids, names, [level.share for level in tiers.levels])
+    prev = previous.reindex(ids)
+    held = prev["tier"].astype(object).where(prev["tier"].notna(), None).to_numpy()
+    stable = stabilise(measure, ranked, held, prev["pending_tier"].astype(object).to_numpy(),
+                       prev["pending_runs"].to_numpy(dtype=float, na_value=0.0), names,
+                       margin=tiers.stability.margin, runs=tiers.stability.runs)
+    since = np.where(stable.changed | pd.isna(prev["tier_since"]).to_numpy(), as_of,
+                     prev["tier_since"].to_numpy())
+    key_tiers = [level.name for level in tiers.levels if level.key_account]
+    abc = abc_classes(measure, ids, settings.config.abc.a, settings.config.abc.b)
+    return (
+        table.append_column("tier", pa.array(stable.tier, pa.string()))
+        .append_column("tier_rank", pa.array(rank, pa.int64()))
+        .append_column("ranked_tier", pa.array(ranked, pa.string()))
+        .append_column("previous_tier", pa.array(held, pa.string()))
+        .append_column("tier_since", pa.array(list(since), pa.date32()))
+        .append_column("tier_reason", pa.array(stable.reason, pa.string()))
+        .append_column("pending_tier", pa.array(stable.pending_tier, pa.string()))
+        .append_column("pending_runs", pa.array(stable.pending_runs, pa.int64()))
+        .append_column("abc_class", pa.array(abc, pa.string()))
+        .append_column("key_account", pa.array(np.isin(stable.tier, key_tiers), pa.bool_()))
+    )
+
+
+def tier_history(values: pa.Table) -> pa.Table:
+    """kam_tier_state: one row per customer and run — the state the next run's stability rule reads."""
+    return values.select(["as_of_date", "customer_id", "tier", "ranked_tier", "previous_tier",
+                          "tier_since", "tier_reason", "pending_tier", "pending_runs"])
+
+
+def alerts_table(values: pa.Table, settings: Settings, as_of: date) -> pa.Table:
+    cfg, rules = settings.config, settings.config.alerts
+    names = [level.name for level in cfg.tiers.levels]
+    frame = values.select(["customer_id", "tier", "revenue_12m", "revenue_prior_12m", "orders_12m",
+                           "orders_prior_12m",
+                           "probability_alive", "clv", "complaints_12m", "median_days_late",
+                           "gross_margin_12m",
+                           "cost_to_serve_12m", "profit_12m", "product_lines_12m"]).to_pandas()
+    for col in ("revenue_12m", "gross_margin_12m"):
+        frame[col] = frame[col].astype(float)
+    ids = frame["customer_id"].astype(str).to_numpy()
+    frame["baseline_tier"], _ = assign_tiers(frame["revenue_prior_12m"].to_numpy(float), ids, names,
+                                             [level.share for level in cfg.tiers.levels])
+    found = customer_alerts(
+        frame, top_tiers=names[:-1] or names,
+        declining_drop=rules.declining.drop if rules.declining else None,
+        declining_tiers=rules.declining.former_tiers if rules.declining else None,
+        declining_min_orders=rules.declining.min_orders_before if rules.declining else 1,
+        at_risk_probability=cfg.clv.at_risk_probability if rules.at_risk else None,
+        at_risk_tiers=rules.at_risk_tiers, complaints=rules.complaints_12m, days_late=rules.days_late,
+        costs_more_than_it_earns=rules.costs_more_than_it_earns,
+        narrow_max_lines=rules.narrow_buyer_max_lines, narrow_tiers=rules.narrow_buyer_tiers)
+    tier = dict(zip(frame["customer_id"], frame["tier"], strict=True))
+    return pa.table({
+        "as_of_date": pa.array([as_of] * len(found), pa.date32()),
+        "customer_id": pa.array(found["customer_id"].astype(str), pa.string()),
+        "tier": pa.array([tier[c] for c in found["customer_id"]], pa.string()),
+        "alert": pa.array(found["alert"].astype(str), pa.string()),
+        "reason": pa.array(found["reason"].astype(str), pa.string()),
+    })
+
+
+def rating_quarter(as_of: date) -> tuple[str, date, date]:
+    """The quarter being rated (the one containing as_of) and the previous quarter it is rated on."""
+    q = (as_of.month - 1) // 3
+    start = date(as_of.year, 3 * q + 1, 1)
+    period_end = start - timedelta(days=1)
+    period_start = date(period_end.year, 3 * ((period_end.month - 1) // 3) + 1, 1)
+    return f"{as_of.year}Q{q + 1}", period_start, period_end
+
+
+def credit_tables(session: Session, settings: Settings) -> tuple[pa.Table, pa.Table]:
+    """credit_rating (one row per customer and rating quarter) and credit_rating_points (one row per
+    customer, quarter and indicator: the grade explained line by line)."""
+    credit = settings.config.credit
+    label, start, end = rating_quarter(session.as_of)
+    session.con.execute(f"SET VARIABLE period_start = DATE '{start.isoformat()}'")
+    session.con.execute(f"SET VARIABLE period_end = DATE '{end.isoformat()}'")
+    indicators = _frame(session, "credit_indicators").sort_values("customer_id", ignore_index=True)
+    rating, points = score_customers(indicators, credit.scorecard())
+    rating = apply_overrides(rating, credit.override_list(), session.as_of)
+    head = {"rating_quarter": label, "period_start": start, "period_end": end}
+    rating = rating.assign(**head)
+    points = points.assign(rating_quarter=label)
+    dates = {"period_start": pa.date32(), "period_end": pa.date32(), "override_expires": pa.date32(),
+             "override_reason": pa.string()}
+    rating_table = pa.table({c: pa.array(rating[c].tolist(), dates.get(c)) for c in rating.columns})
+    return rating_table, pa.Table.from_pandas(points, preserve_index=False)
+
+
+def holdout_table(session: Session, settings: Settings) -> pa.Table | None:
+    """clv_holdout: per run, predicted vs actual repeat purchases in the last holdout_weeks, by
+    calibration frequency bucket (the calibration plot) and in total (bucket 'all')."""
+    cfg = settings.config.clv
+    transactions = session.con.execute("SELECT * FROM clv_transactions").df()  # made by add_value
+    as_of = session.as_of
+    calibration_end = pd.Timestamp(as_of) - pd.Timedelta(days=round(cfg.holdout_weeks * 7))
+    known = transactions[pd.to_datetime(transactions["date"]) <= calibration_end]
+    if known["customer_id"].nunique() < cfg.min_customers:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = holdout_evaluation(transactions, as_of, cfg.holdout_weeks)
+    buckets = result.by_bucket.copy()
+    totals = result.totals
+    all_row = pd.DataFrame([{
+        "bucket": "all", "customers": int(totals["customers"]),
+        "actual_mean": totals["actual"] / totals["customers"],
+        "predicted_mean": totals["predicted"] / totals["customers"],
+        "actual_total": totals["actual"], "predicted_total": totals["predicted"],
+        "error": (totals["predicted"] - totals["actual"]) / totals["customers"],
+    }])
+    frame = pd.concat([buckets, all_row], ignore_index=True)
+    frame["correlation"] = np.where(frame["bucket"] == "all", totals["correlation"], np.nan)
+    frame["mae"] = np.where(frame["bucket"] == "all", totals["mae"], np.nan)
+    frame.insert(0, "calibration_end", result.calibration_end.date())
+    frame.insert(0, "as_of_date", as_of)
+    for col in ("actual_mean", "predicted_mean", "predicted_total", "error", "correlation", "mae"):
+        frame[col] = frame[col].astype(float).round(6)
+    frame["customers"] = frame["customers"].astype("int64")
+    frame["actual_total"] = frame["actual_total"].astype(float)
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def whale_table(values: pa.Table, as_of: date) -> pa.Table:
+    curve = whale_curve(values.column("customer_id").to_numpy(zero_copy_only=False),
+                        values.column("profit_12m").to_numpy(zero_copy_only=False))
+    curve.insert(0, "as_of_date", as_of)
+    return pa.Table.from_pandas(curve, preserve_index=False)
+
+
+def side_marts(session: Session, settings: Settings, values: pa.Table):
+    """(table, data, replace_where) for each table built on customer_value.
+
+    The marts are a snapshot of this night, replaced whole, so re-running an earlier night gives
+    that night's marts back. Only the tier state keeps one slice per run (replacing its own), since
+    the next night's stability rule reads it.
+    """
+    as_of = session.as_of
+    yield TIER_HISTORY, tier_history(values), f"as_of_date = '{as_of.isoformat()}'"
+    yield "whale_curve", whale_table(values, as_of), None
+    yield "customer_alert", alerts_table(values, settings, as_of), None
+    holdout = holdout_table(session, settings)
+    if holdout is not None:
+        yield "clv_holdout", holdout, None
+    if settings.config.credit is not None:
+        rating, points = credit_tables(session, settings)
+        yield "credit_rating", rating, None
+        yield "credit_rating_points", points, None
+
+
+def explain_grade(warehouse, customer_id: str, rating_quarter_label: str | None = None) -> str:
+    """A customer's credit grade, line by line: each indicator's value, band and points.
+
+    Reads credit_rating and credit_rating_points (the latest rated quarter unless one is named), so
+    what it prints is exactly what was stored, not a recomputation.
+    """
+    rating = warehouse.read("credit_rating").to_pandas()
+    rating = rating[rating["customer_id"] == customer_id]
+    if rating.empty:
+        raise KeyError(f"customer {customer_id} has no credit rating")
+    quarter = rating_quarter_label or rating["rating_quarter"].max()
+    row = rating[rating["rating_quarter"] == quarter].iloc[0]
+    points = warehouse.read("credit_rating_points").to_pandas()
+    points = points[(points["customer_id"] == customer_id) & (points["rating_quarter"] == quarter)]
+    lines = [f"customer {customer_id}, rating {quarter} (on {row['period_start']} .. {row['period_end']}): "
+             f"grade {row['grade']}, score {row['score']:.1f} / 100 "
+             f"(financial {row['financial_points']:.1f}, non-financial {row['non_financial_points']:.1f})"]
+    if row["grade"] != row["computed_grade"]:
+        lines.append(f"  override: computed {row['computed_grade']}, set to {row['grade']} "
+                     f"because {row['override_reason']!r} until {row['override_expires']}")
+    for group, part in points.groupby("group", sort=False):
+        lines.append(f"  {group}: {part['points'].sum():.1f} / {part['max_points'].sum():.0f}")
+        for _, p in part.iterrows():
+            value = "no data" if pd.isna(p["value"]) else f"{p['value']:.3g}"
+            lines.append(f"    {p['indicator']:<20} {value:>10}  {p['band']:<16} "
+                         f"{p['points']:>5.2f} / {p['max_points']:.0f}  {p['label']}")
+    return "\n".join(lines)
