@@ -56,6 +56,10 @@ def test_an_incremental_night_reads_little_and_stages_what_a_full_refresh_stages
     shutil.copytree(demo_workspace.root / "demo", fresh / "demo")
     shutil.copy(demo_workspace.config, fresh / "kam.yaml")
     fresh_settings = load_config(fresh / "kam.yaml")
+    # Tiers are sticky (stability rules read the nights before), so the fresh warehouse gets the
+    # tier state of the nights before; everything else it rebuilds from the sources alone.
+    shutil.copytree(settings.warehouse_path / "meta" / "kam_tier_state",
+                    fresh_settings.warehouse_path / "meta" / "kam_tier_state")
     results = run_nightly(d2, fresh_settings, steps=BUILD)
     assert set(results[0].details["kinds"].values()) == {"full"}
     incremental = _derived(Warehouse(settings.warehouse_path))
@@ -249,6 +253,8 @@ def test_an_incremental_night_on_postgresql_matches_a_full_refresh(postgres, dem
     fresh.mkdir()
     shutil.copy(demo_workspace.config, fresh / "kam.yaml")
     fresh_settings = load_config(fresh / "kam.yaml")
+    shutil.copytree(settings.warehouse_path / "meta" / "kam_tier_state",
+                    fresh_settings.warehouse_path / "meta" / "kam_tier_state")
     run_nightly(d2, fresh_settings, steps=BUILD, full_refresh=True)
     incremental = _derived(Warehouse(settings.warehouse_path))
     full = _derived(Warehouse(fresh_settings.warehouse_path))
