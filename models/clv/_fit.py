@@ -8,6 +8,7 @@ instead of minutes (finite differences would cost one extra pass over the data p
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -76,3 +77,16 @@ def standard_errors(loglik: LogLik, params: np.ndarray) -> np.ndarray:
     except np.linalg.LinAlgError:
         return np.full(k, np.nan)
     return np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
+
+
+def fit_into(model, name: str, names: Sequence[str], loglik: LogLik, start: Sequence[float],
+             n_customers: int) -> FitResult:
+    """Maximise `loglik` and store `params_`, `log_likelihood_` and `n_customers_` on the model,
+    warning (not failing) when the optimiser stops short: a night's CLV should not die on it."""
+    result = maximise(loglik, start)
+    if not result.converged:
+        warnings.warn(f"{name} fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
+    model.params_ = dict(zip(names, map(float, result.params), strict=True))
+    model.log_likelihood_ = result.log_likelihood
+    model.n_customers_ = n_customers
+    return result

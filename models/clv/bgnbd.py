@@ -9,14 +9,13 @@ but the likelihood is evaluated in closed form on arrays, in log space, with an 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from models.clv._data import rfm_arrays, unique_counts
-from models.clv._fit import ConvergenceWarning, maximise, standard_errors
+from models.clv._fit import fit_into, standard_errors
 from models.clv._hyp import hyp2f1_safe
 
 PARAMS = ("r", "alpha", "a", "b")
@@ -157,13 +156,7 @@ class BetaGeoModel:
         start = np.array(self.start, dtype=float)
         if self.start == (1.0, 1.0, 1.0, 1.0):
             start[1] = max(float(np.mean(np.asarray(T, dtype=float))), 1e-3) / 4
-        result = maximise(lambda p: log_likelihood(p, data), start)
-        if not result.converged:
-            warnings.warn(f"BG/NBD fit did not converge: {result.message}", ConvergenceWarning,
-                          stacklevel=2)
-        self.params_ = dict(zip(PARAMS, map(float, result.params), strict=True))
-        self.log_likelihood_ = result.log_likelihood
-        self.n_customers_ = data.n
+        result = fit_into(self, "BG/NBD", PARAMS, lambda p: log_likelihood(p, data), start, data.n)
         self.converged_ = result.converged
         self.standard_errors_ = dict(zip(
             PARAMS, map(float, standard_errors(lambda p: log_likelihood(p, data), result.params)),

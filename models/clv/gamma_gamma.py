@@ -9,14 +9,13 @@ is independent of purchase frequency; check that before trusting it on new data.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import digamma, gammaln
 
 from models.clv._data import unique_counts
-from models.clv._fit import ConvergenceWarning, maximise, standard_errors
+from models.clv._fit import fit_into, standard_errors
 
 PARAMS = ("p", "q", "v")
 
@@ -110,13 +109,7 @@ class GammaGammaModel:
         start = np.array(self.start, dtype=float)
         if self.start == (1.0, 1.0, 1.0):
             start[2] = float(np.mean(m))  # v is on the money scale; start there
-        result = maximise(lambda p: log_likelihood(p, data), start)
-        if not result.converged:
-            warnings.warn(f"Gamma-Gamma fit did not converge: {result.message}", ConvergenceWarning,
-                          stacklevel=2)
-        self.params_ = dict(zip(PARAMS, map(float, result.params), strict=True))
-        self.log_likelihood_ = result.log_likelihood
-        self.n_customers_ = len(x)
+        result = fit_into(self, "Gamma-Gamma", PARAMS, lambda p: log_likelihood(p, data), start, len(x))
         self.converged_ = result.converged
         self.standard_errors_ = dict(zip(
             PARAMS, map(float, standard_errors(lambda p: log_likelihood(p, data), result.params)),
