@@ -33,7 +33,8 @@ STEPS: dict[str, Callable[..., StepResult]] = {
 STEP_HELP = {
     "extract": "land tonight's batch of every mapped source table in raw (incremental where configured)",
     "stage": "type, check and de-duplicate entities into stg_*, quarantine_* and the customer xref",
-    "build": "build the marts customer_value and crm_account_tier",
+    "build": "build the value marts (customer_value with CLV, profit and stable tiers, whale_curve, "
+             "customer_alert, credit_rating, clv_holdout) and crm_account_tier",
     "mine": "segments, the rules that explain them and cross-sell offers (customer_segment, "
             "segment_profile, segment_rule, cross_sell_rule, account_next_best)",
     "publish": "write crm_account_tier into the CRM (changed rows only, one transaction)",
