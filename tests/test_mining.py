@@ -46,7 +46,7 @@ def test_mine_learns_the_planted_churn_rule_from_the_warehouse(mined, demo_syste
     con = _frames(warehouse, demo_systems.truth)
     rules = con.execute("SELECT rule, rule_sql, conditions FROM segment_rule WHERE target = 'lost' "
                         "ORDER BY rule_no").fetchall()
-    assert 1 <= len(rules) <= 5
+    assert 0 < len(rules) <= 5
     assert all(conditions <= 3 for _, _, conditions in rules)
     fired = " OR ".join(f"({sql})" for _, sql, _ in rules)
     precision, = con.execute(f"""
