@@ -1,9 +1,8 @@
-"""Reading source systems into Arrow record batches.
+"""Source connections: errors worded for people, URLs safe for logs, and the generic reader.
 
-SQLite and PostgreSQL tables are read through DuckDB's scanners, which stream typed Arrow batches
-several times faster than going through Python rows; any other database (and any hand-written
-`query:` for SQLite) goes through SQLAlchemy, which speaks every dialect. Callers get the same
-`RecordBatchReader` either way and never hold a whole table in memory on our account.
+Any database SQLAlchemy speaks is read here as Arrow batches (and any hand-written `query:`); the
+SQLite and PostgreSQL tables take DuckDB's faster bulk path in `pipelines/source_scan.py`. Either
+way callers never hold a whole table in memory on our account.
 """
 
 from __future__ import annotations
@@ -11,14 +10,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
-
-from pipelines import duck
 
 BATCH_ROWS = 256_000
 
@@ -38,65 +33,14 @@ def backend(url: URL) -> str:
 
 @contextmanager
 def read_source(url: URL, *, table: str | None = None, query: str | None = None,
-                batch_rows: int = BATCH_ROWS, as_text: bool = False) -> Iterator[pa.RecordBatchReader]:
-    """Stream one source table (or query result) as Arrow batches.
+                batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatchReader]:
+    """Stream one source table (or query result) as Arrow batches through SQLAlchemy.
 
-    `as_text` reads every SQLite column as text: SQLite lets a column hold values of any type,
-    and the typed read fails on the first that does not fit its declared type.
+    This is the path for any database and for `query:` mappings; SQLite and PostgreSQL tables are
+    read faster by DuckDB's scanners (`pipelines/source_scan.py`).
     """
-    kind = backend(url)
-    if kind == "sqlite" and table:
-        with _duckdb_sqlite(url, table, batch_rows, all_varchar=as_text) as reader:
-            yield reader
-    elif kind == "postgresql":
-        with _duckdb_postgres(url, table, query, batch_rows) as reader:
-            yield reader
-    else:
-        with _sqlalchemy(url, table, query, batch_rows) as reader:
-            yield reader
-
-
-@contextmanager
-def _duckdb_sqlite(url: URL, table: str, batch_rows: int,
-                   all_varchar: bool = False) -> Iterator[pa.RecordBatchReader]:
-    if not url.database or not Path(url.database).exists():
-        raise SourceUnavailable(f"SQLite database {url.database} does not exist")
-    con = duck.connect("sqlite_scanner")
-    try:
-        if all_varchar:
-            con.execute("SET sqlite_all_varchar = true")
-        con.execute(f"ATTACH {duck.sql_literal(url.database)} AS src (TYPE sqlite, READ_ONLY)")
-        sql = f'SELECT * FROM src."{table}"'
-        try:
-            reader = con.execute(sql).to_arrow_reader(batch_rows)
-        except duckdb.CatalogException as exc:
-            raise SourceUnavailable(f"table {table!r} not found in {url.database}: {exc}") from None
+    with _sqlalchemy(url, table, query, batch_rows) as reader:
         yield reader
-    finally:
-        con.close()
-
-
-@contextmanager
-def _duckdb_postgres(url: URL, table: str | None, query: str | None,
-                     batch_rows: int) -> Iterator[pa.RecordBatchReader]:
-    con = duck.connect("postgres_scanner")
-    try:
-        try:
-            duck.attach_postgres(con, url, "src", read_only=True)
-        except duckdb.Error as exc:
-            raise SourceUnavailable(f"cannot connect to {safe_url(url)}: {exc}") from None
-        if table:
-            sql = f'SELECT * FROM src.public."{table}"'
-        else:
-            con.execute("SET VARIABLE kam_source_query = $q", {"q": query})
-            sql = "SELECT * FROM postgres_query('src', getvariable('kam_source_query'))"
-        try:
-            reader = con.execute(sql).to_arrow_reader(batch_rows)
-        except duckdb.CatalogException as exc:
-            raise SourceUnavailable(f"table {table!r} not found in {safe_url(url)}: {exc}") from None
-        yield reader
-    finally:
-        con.close()
 
 
 @contextmanager
@@ -154,8 +98,3 @@ def _cast(column: pa.Array, target: pa.DataType) -> pa.Array:
         return column.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return pa.array([None if v is None else str(v) for v in column.to_pylist()]).cast(target)
-
-
-def is_type_mismatch(exc: BaseException) -> bool:
-    """Did a typed SQLite read fail on a value of another type than its column's?"""
-    return isinstance(exc, duckdb.Error) and "mismatch" in str(exc).lower()
