@@ -215,6 +215,9 @@ def _step_command(step: str) -> None:
 
     if step in ("extract", "stage"):
         full_refresh_option(command)
+    if step == "build":
+        click.option("--rerate-credit", is_flag=True, default=False,
+                     help="Rate credit again although this quarter is rated (else once a quarter).")(command)
     if step == "maintain":
         click.option("--force", is_flag=True, default=False,
                      help="Run now, whatever the configured weekday.")(command)

@@ -18,7 +18,7 @@ from pipelines.staging import empty_entity_sql
 from pipelines.warehouse import Warehouse
 
 
-def build(settings: Settings, as_of: date, *,
+def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
           on_table: Callable[[str, int], None] | None = None) -> StepResult:
     started = time.perf_counter()
     warehouse = Warehouse(settings.warehouse_path)
@@ -30,6 +30,8 @@ def build(settings: Settings, as_of: date, *,
             else:
                 session.con.execute(f"CREATE TEMP VIEW stg_{entity} AS {empty_entity_sql(entity)}")
         session.expose("stg_customer_xref")
+        # order history joined once; customer_value, CLV, activity and credit read it
+        session.materialize("sales_line", sql_file("marts", "sales_line"))
 
         values = session.con.execute(sql_file("marts", "customer_value")).to_arrow_table()
         values, clv_info = value_marts.add_value(session, settings, values)
@@ -39,11 +41,16 @@ def build(settings: Settings, as_of: date, *,
         session.warehouse.write("customer_value", values)
         result.rows["customer_value"] = values.num_rows
         result.details["clv"] = clv_info
-        for table, data, key in value_marts.side_marts(session, settings, values):
+        for table, data, key in value_marts.side_marts(session, settings, values,
+                                                          rerate_credit=rerate_credit):
             session.warehouse.write(table, data, replace_where=key)
             result.rows[table] = data.num_rows
             if on_table:
                 on_table(table, data.num_rows)
+
+        if settings.config.credit is not None and "credit_rating" not in result.rows:
+            result.notes.append(f"credit rating of {value_marts.rating_quarter(as_of)[0]} kept: credit is "
+                                "rated once a quarter (`kam build --rerate-credit` rates it again)")
 
         tiers = session.con.execute(sql_file("marts", "crm_account_tier")).to_arrow_table()
         session.warehouse.write("crm_account_tier", tiers)

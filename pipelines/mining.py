@@ -78,6 +78,7 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
     result = StepResult("mine")
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         _expose_inputs(session, settings)
+        session.materialize("sales_line", sql_file("marts", "sales_line"))  # features and baskets read it
         session.materialize("customer_features", sql_file("marts", "customer_features"))
         feature_table = session.con.execute(
             "SELECT * FROM customer_features ORDER BY customer_id").to_arrow_table()

@@ -283,12 +283,23 @@ def whale_table(values: pa.Table, as_of: date) -> pa.Table:
     return pa.Table.from_pandas(curve, preserve_index=False)
 
 
-def side_marts(session: Session, settings: Settings, values: pa.Table):
+def rated(warehouse, as_of: date) -> bool:
+    """Whether the credit rating of as_of's quarter has been made already."""
+    if not warehouse.exists("credit_rating"):
+        return False
+    label = rating_quarter(as_of)[0]
+    quarters = warehouse.dataset("credit_rating").to_table(columns=["rating_quarter"])
+    return label in set(quarters.column("rating_quarter").to_pylist())
+
+
+def side_marts(session: Session, settings: Settings, values: pa.Table, *, rerate_credit: bool = False):
     """(table, data, replace_where) for each table built on customer_value.
 
     The marts are a snapshot of this night, replaced whole, so re-running an earlier night gives
     that night's marts back. Only the tier state keeps one slice per run (replacing its own), since
-    the next night's stability rule reads it.
+    the next night's stability rule reads it. The credit rating is made once a quarter, as credit
+    is assessed (the first night of the quarter, or on demand with `rerate_credit`): a grade that
+    moved with every late-booked payment would move credit limits mid-quarter.
     """
     as_of = session.as_of
     yield TIER_HISTORY, tier_history(values), f"as_of_date = '{as_of.isoformat()}'"
@@ -297,7 +308,7 @@ def side_marts(session: Session, settings: Settings, values: pa.Table):
     holdout = holdout_table(session, settings)
     if holdout is not None:
         yield "clv_holdout", holdout, None
-    if settings.config.credit is not None:
+    if settings.config.credit is not None and (rerate_credit or not rated(session.warehouse, as_of)):
         rating, points = credit_tables(session, settings)
         yield "credit_rating", rating, None
         yield "credit_rating_points", points, None

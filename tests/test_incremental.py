@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,14 @@ def _marts(warehouse: Warehouse) -> dict[str, list]:
     return {t: sorted(map(repr, warehouse.read(t).to_pylist())) for t in warehouse.tables("marts")}
 
 
+def _carry_state(night_before: Path, fresh: Path) -> None:
+    """What a fresh warehouse cannot rebuild from the sources alone: the tier state (tiers are
+    sticky, the stability rules read the nights before) and the credit rating (made once a
+    quarter, on the first night)."""
+    for table in ("meta/kam_tier_state", "marts/credit_rating", "marts/credit_rating_points"):
+        shutil.copytree(night_before / table, fresh / table)
+
+
 def test_an_incremental_night_reads_little_and_stages_what_a_full_refresh_stages(demo_workspace, tmp_path):
     settings = load_config(demo_workspace.config)
     full_night = {r.step: r for r in run_nightly(D1, settings, steps=BUILD)}
@@ -57,10 +66,7 @@ def test_an_incremental_night_reads_little_and_stages_what_a_full_refresh_stages
     shutil.copytree(demo_workspace.root / "demo", fresh / "demo")
     shutil.copy(demo_workspace.config, fresh / "kam.yaml")
     fresh_settings = load_config(fresh / "kam.yaml")
-    # Tiers are sticky (stability rules read the nights before), so the fresh warehouse gets the
-    # tier state of the nights before; everything else it rebuilds from the sources alone.
-    shutil.copytree(settings.warehouse_path / "meta" / "kam_tier_state",
-                    fresh_settings.warehouse_path / "meta" / "kam_tier_state")
+    _carry_state(settings.warehouse_path, fresh_settings.warehouse_path)
     results = run_nightly(d2, fresh_settings, steps=BUILD)
     assert set(results[0].details["kinds"].values()) == {"full"}
     assert set(results[1].details["staged"].values()) == {"full"}
@@ -302,8 +308,7 @@ def test_an_incremental_night_on_postgresql_matches_a_full_refresh(postgres, dem
     fresh.mkdir()
     shutil.copy(demo_workspace.config, fresh / "kam.yaml")
     fresh_settings = load_config(fresh / "kam.yaml")
-    shutil.copytree(settings.warehouse_path / "meta" / "kam_tier_state",
-                    fresh_settings.warehouse_path / "meta" / "kam_tier_state")
+    _carry_state(settings.warehouse_path, fresh_settings.warehouse_path)
     run_nightly(d2, fresh_settings, steps=BUILD, full_refresh=True)
     incremental = _derived(Warehouse(settings.warehouse_path))
     full = _derived(Warehouse(fresh_settings.warehouse_path))

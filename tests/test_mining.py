@@ -97,6 +97,7 @@ def test_next_best_offers_are_lines_the_account_lacks_and_its_peers_buy(mined):
     for name in ("stg_order", "stg_order_line", "stg_product"):
         con.register(name, warehouse.read(name))
     con.execute(f"SET VARIABLE as_of = DATE '{DEMO_AS_OF}'")
+    con.execute(f"CREATE VIEW sales_line AS {sql_file('marts', 'sales_line')}")
     con.execute(f"CREATE TABLE basket AS {sql_file('marts', 'customer_product_lines')}")
     bad = con.execute("""
         SELECT count(*) FROM account_next_best o JOIN cross_sell_rule r USING (rule_id)

@@ -171,10 +171,20 @@ def test_credit_rating_is_explained_indicator_by_indicator(two_nights):
 
 def test_credit_rating_is_the_same_for_any_day_of_the_quarter(two_nights):
     settings, warehouse, _, _, _, _ = two_nights
-    before = warehouse.read("credit_rating").to_pandas().sort_values("customer_id", ignore_index=True)
-    run_step("build", date(2026, 10, 15), settings)  # extract/stage of 2026-11-22 kept: later data
-    after = warehouse.read("credit_rating").to_pandas().sort_values("customer_id", ignore_index=True)
-    pd.testing.assert_frame_equal(before, after)
+    ratings = []
+    for day in (AS_OF, date(2026, 10, 15)):  # the staged data of AS_OF both times
+        result = run_step("build", day, settings, rerate_credit=True)
+        assert result.rows["credit_rating"] > 0  # really rated again
+        rating = warehouse.read("credit_rating").to_pandas()
+        ratings.append(rating.sort_values("customer_id", ignore_index=True))
+    pd.testing.assert_frame_equal(*ratings)
+
+
+def test_credit_is_rated_once_a_quarter(two_nights):
+    settings, warehouse, _, _, _, results = two_nights
+    assert "credit_rating" not in results["build"].rows  # the night before rated this quarter
+    assert any("credit rating of 2026Q4 kept" in note for note in results["build"].notes)
+    assert set(warehouse.read("credit_rating").column("rating_quarter").to_pylist()) == {"2026Q4"}
 
 
 def test_a_grade_is_printed_line_by_line(two_nights):

@@ -8,13 +8,7 @@ WITH p AS (
            CAST(getvariable('period_start') - INTERVAL 12 MONTH AS DATE) AS ly_s,
            CAST(getvariable('period_end') - INTERVAL 12 MONTH AS DATE) AS ly_e
 ),
-line AS (
-    SELECT o.customer_id, o.order_id, o.order_date, pr.product_line,
-           -- exact decimals: float sums vary in the last bit with the order rows arrive in
-           CAST(ROUND(l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)), 2) AS DECIMAL(18, 2)) AS revenue
-    FROM stg_order o JOIN stg_order_line l USING (order_id) LEFT JOIN stg_product pr USING (product_id)
-    WHERE NOT COALESCE(o.is_cancelled, FALSE)
-),
+line AS (SELECT * FROM sales_line),
 buying AS (
     SELECT customer_id,
            min(order_date) AS first_order,

@@ -7,15 +7,7 @@ WITH bounds AS (
     SELECT CAST(getvariable('as_of') - INTERVAL 12 MONTH AS DATE) AS start_12m,
            CAST(getvariable('as_of') - INTERVAL 24 MONTH AS DATE) AS start_24m
 ),
-line AS (
-    SELECT o.customer_id, o.order_id, o.order_date, p.product_line,
-           -- exact decimals: float sums vary in the last bit with the order rows arrive in
-           CAST(ROUND(l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)), 2) AS DECIMAL(18, 2)) AS revenue
-    FROM stg_order o
-    JOIN stg_order_line l USING (order_id)
-    LEFT JOIN stg_product p USING (product_id)
-    WHERE NOT COALESCE(o.is_cancelled, FALSE) AND o.order_date <= getvariable('as_of')
-),
+line AS (SELECT * FROM sales_line WHERE order_date <= getvariable('as_of')),
 buying AS (
     SELECT customer_id,
            sum(revenue) FILTER (WHERE order_date > b.start_24m AND order_date <= b.start_12m) AS revenue_prior_12m,

@@ -8,14 +8,7 @@ WITH p AS (
            CAST(getvariable('as_of') - INTERVAL 12 MONTH AS DATE) AS since,
            CAST(getvariable('as_of') - INTERVAL 24 MONTH AS DATE) AS since_prior
 ),
-line AS (
-    SELECT o.customer_id, o.order_date, pr.product_line,
-           l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)) AS revenue
-    FROM stg_order o
-    JOIN stg_order_line l USING (order_id)
-    LEFT JOIN stg_product pr USING (product_id)
-    WHERE NOT COALESCE(o.is_cancelled, FALSE)
-),
+line AS (SELECT * FROM sales_line),
 prior AS (
     SELECT customer_id, sum(revenue) AS revenue_prior_12m
     FROM line, p WHERE order_date > since_prior AND order_date <= since GROUP BY customer_id

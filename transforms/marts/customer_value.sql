@@ -4,18 +4,7 @@
 WITH window_start AS (
     SELECT CAST(getvariable('as_of') - INTERVAL 12 MONTH AS DATE) AS d
 ),
-line AS (
-    SELECT
-        o.customer_id,
-        o.order_id,
-        o.order_date,
-        CAST(ROUND(l.quantity * l.unit_price * (1 - COALESCE(l.discount, 0)), 2) AS DECIMAL(18, 2)) AS revenue,
-        CAST(ROUND(l.quantity * p.unit_cost, 2) AS DECIMAL(18, 2)) AS cost
-    FROM stg_order o
-    JOIN stg_order_line l USING (order_id)
-    LEFT JOIN stg_product p USING (product_id)
-    WHERE NOT COALESCE(o.is_cancelled, FALSE)
-),
+line AS (SELECT * FROM sales_line),
 lifetime AS (
     SELECT customer_id, min(order_date) AS first_order_date, max(order_date) AS last_order_date
     FROM line GROUP BY customer_id
