@@ -62,3 +62,28 @@ def build(settings: Settings, as_of: date, *,
         ]
     result.seconds = time.perf_counter() - started
     return result
+
+
+def rate_credit(settings: Settings, as_of: date) -> StepResult:
+    """The quarterly credit rating alone (`credit_rating`, `credit_rating_points`) from staging as it
+    stands: what the kam_quarterly_credit DAG runs. `build` writes the same tables every night."""
+    started = time.perf_counter()
+    result = StepResult("credit")
+    if settings.config.credit is None:
+        result.notes.append("no credit section in kam.yaml: nothing to rate")
+        return result
+    warehouse = Warehouse(settings.warehouse_path)
+    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
+        for entity in ENTITIES:
+            if warehouse.exists(f"stg_{entity}") and entity in settings.mapped_entities:
+                session.expose(f"stg_{entity}")
+            else:
+                session.con.execute(f"CREATE TEMP VIEW stg_{entity} AS {empty_entity_sql(entity)}")
+        session.expose("stg_customer_xref")
+        rating, points = value_marts.credit_tables(session, settings)
+    for table, data in (("credit_rating", rating), ("credit_rating_points", points)):
+        warehouse.write(table, data)
+        result.rows[table] = data.num_rows
+    result.details["rating_quarter"] = value_marts.rating_quarter(as_of)[0]
+    result.seconds = time.perf_counter() - started
+    return result
