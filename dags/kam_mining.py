@@ -41,7 +41,7 @@ def kam_asset(uri: str) -> Asset:
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=3),
     default_args={"owner": "kam-data-eng", "retries": 1, "retry_delay": timedelta(minutes=5),
-                  "execution_timeout": timedelta(hours=2), "on_failure_callback": on_task_failure},
+                  "execution_timeout": timedelta(hours=2), "on_failure_callback": [on_task_failure]},
     params={"config": None},
     tags=["kam", "mining"],
     doc_md=__doc__,

@@ -62,7 +62,7 @@ DEFAULT_ARGS = {
     "retries": 1,
     "retry_delay": timedelta(minutes=5),
     "execution_timeout": DEFAULT_TIMEOUT,
-    "on_failure_callback": on_task_failure,
+    "on_failure_callback": [on_task_failure],
 }
 
 

@@ -41,7 +41,7 @@ def kam_asset(uri: str) -> Asset:
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=12),
     default_args={"owner": "kam-data-eng", "retries": 6, "retry_delay": timedelta(minutes=30),
-                  "execution_timeout": timedelta(hours=1), "on_failure_callback": on_task_failure},
+                  "execution_timeout": timedelta(hours=1), "on_failure_callback": [on_task_failure]},
     params={"config": None},
     tags=["kam", "credit"],
     doc_md=__doc__,

@@ -32,11 +32,16 @@ def from_airflow(name: str) -> str | None:
     except Exception as exc:  # AirflowNotFoundException, or no way to reach the API outside a task
         log.debug("no Airflow connection %s: %s", conn_id(name), type(exc).__name__)
         return None
-    if conn.conn_type in ("http", "https") and conn.host and "://" in conn.host:
+    if conn.conn_type in _SCHEMES:  # a database: rebuilt as the SQLAlchemy URL the pipeline takes
+        from sqlalchemy.engine import URL
+
+        return URL.create(
+            _SCHEMES[conn.conn_type], username=conn.login or None, password=conn.password or None,
+            host=conn.host or None, port=conn.port or None, database=conn.schema or None,
+        ).render_as_string(hide_password=False)
+    if conn.host and "://" in conn.host:
         return conn.host  # a webhook stored whole in the host field
-    uri = conn.get_uri()
-    scheme, sep, rest = uri.partition("://")
-    return f"{_SCHEMES.get(scheme, scheme)}{sep}{rest}" if sep else uri
+    return conn.get_uri()
 
 
 def resolve(name: str) -> str | None:
