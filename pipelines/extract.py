@@ -267,7 +267,8 @@ def select_reads(settings: Settings, tables: Collection[str] | None) -> list[Raw
     known = {raw.warehouse_name for raw in reads}
     unknown = sorted(set(tables) - known)
     if unknown:
-        raise ValueError(f"not a mapped source table: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ValueError(f"not a mapped source table: {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(known))}")
     return [raw for raw in reads if raw.warehouse_name in set(tables)]
 
 

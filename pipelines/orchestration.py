@@ -164,7 +164,8 @@ def summarize_run(context: dict[str, Any], missed: list[str] | None = None) -> d
         steps[r["step"]] = {"status": r["status"], "rows": sum(counts.values()),
                             "seconds": round(r["seconds"] or 0.0, 1)}
     lines = [f"KAM night {as_of} (ledger run {run_id}):"]
-    lines += [f"  {s:<10} {v['status']:<10} {v['rows']:>12,} rows {v['seconds']:>8.1f} s" for s, v in steps.items()]
+    lines += [f"  {s:<10} {v['status']:<10} {v['rows']:>12,} rows {v['seconds']:>8.1f} s"
+              for s, v in steps.items()]
     if missed:
         lines.append("  missed nights before this one: " + ", ".join(missed))
     log.info("\n".join(lines))
