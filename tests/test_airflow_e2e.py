@@ -66,6 +66,7 @@ class Airflow:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
             "KAM_CONFIG": str(config),
+            "KAM_NIGHTLY_SCHEDULE": "none",  # only the REST-triggered run: no cron run on unpause
         }
         self.procs: list[subprocess.Popen] = []
 
@@ -222,7 +223,8 @@ def test_scheduler_runs_kam_nightly_triggered_over_rest_then_mining_and_the_ui_s
         mining = _wait("the Asset-triggered kam_mining run", mining_run, 180, airflow, every=2)
         assert mining["state"] == "success", airflow.logs()
         events = airflow.request("GET", "/api/v2/assets/events?limit=100", token=token)["asset_events"]
-        value_events = [e for e in events if e["uri"] == "kam://warehouse/marts/customer_value"]
+        value_events = [e for e in events if e["uri"] == "kam://warehouse/marts/customer_value"
+                        and e["source_run_id"] == run_id]
         assert value_events and value_events[0]["extra"]["as_of"] == AS_OF
 
         proxy = CookieProxy(airflow.url, token)
@@ -241,7 +243,7 @@ def test_scheduler_runs_kam_nightly_triggered_over_rest_then_mining_and_the_ui_s
             proxy.shutdown()
         assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
         assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert "kam_nightly" in dom and "Sign in" not in dom
+        assert "kam_nightly" in dom and 'type="password"' not in dom  # the DAG page, not the login form
         keep = os.environ.get("KAM_SCREENSHOT_DIR")
         if keep:
             shutil.copy(screenshot, Path(keep) / "kam_nightly.png")

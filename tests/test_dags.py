@@ -18,7 +18,7 @@ import pytest
 
 from tests.airflow_env import DAGS, REPO, migrate_metadata_db
 
-ALLOWED_TOP_LEVEL_IMPORTS = {"__future__", "datetime", "pendulum", "airflow.sdk"}
+ALLOWED_TOP_LEVEL_IMPORTS = {"__future__", "os", "datetime", "pendulum", "airflow.sdk"}
 KAM_DAGS = {"kam_nightly", "kam_mining", "kam_quarterly_credit"}
 NIGHTS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]
 
