@@ -384,10 +384,12 @@ def test_a_source_down_for_the_first_attempt_is_retried_and_the_run_ends_green(
            if ti.task_id == "extract_crm"}
     assert run.state == "success", tis
     assert {s for s, _ in tis.values()} == {"success"}
-    assert max(t for _, t in tis.values()) == 2  # the first CRM table needed its retry
+    retried = [key for key, (_, tries) in tis.items() if tries == 2]
+    assert retried and max(t for _, t in tis.values()) == 2  # the first CRM table(s) needed a retry
     ledger = [r for r in warehouse.read("kam_run").to_pylist() if r["step"] == "extract"]
-    assert [r["status"] for r in ledger].count("failed") == 1
-    assert "does not exist" in next(r["message"] for r in ledger if r["status"] == "failed")
+    failed = [r["message"] for r in ledger if r["status"] == "failed"]
+    assert len(failed) == len(retried)  # each failed attempt was retried, once, successfully
+    assert all("does not exist" in message for message in failed)
     assert warehouse.exists("raw_crm__accounts")
     log = capfd.readouterr()
     text = log.out + log.err
