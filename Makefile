@@ -29,7 +29,7 @@ APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-re
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
 
 .DEFAULT_GOAL := help
-.PHONY: help setup postgres test demo bench lint airflow clean
+.PHONY: help setup postgres chromium test demo bench lint airflow clean
 
 help: ## list the targets
 	@echo "KAM make targets:"
@@ -73,7 +73,15 @@ postgres: ## install PostgreSQL server binaries from Debian if missing (starts n
 	$(APT) install postgresql; \
 	ls -d $(PG_BINDIR_GLOB)
 
-test: setup postgres ## set up, then run the whole test suite (PYTEST_ARGS='-k x' passes through)
+# Debian's Chromium, headless: the Airflow end-to-end test loads the DAG page and takes a screenshot.
+chromium: ## install Chromium from Debian if missing (headless browser for the UI tests)
+	@if command -v chromium >/dev/null 2>&1; then echo "Chromium found: $$(command -v chromium)"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "chromium not found and this is not a Debian-like system: install Chromium yourself."; exit 1; \
+	fi; \
+	set -ex; $(APT) update; $(APT) install chromium
+
+test: setup postgres chromium ## set up, then run the whole test suite (PYTEST_ARGS='-k x' passes through)
 	$(UV_RUN) pytest $(PYTEST_ARGS)
 
 demo: setup ## set up, generate the demo sources and run the nightly job on them
@@ -86,13 +94,23 @@ bench: setup ## set up, then run the nightly benchmark
 lint: setup ## ruff check
 	$(UV_RUN) ruff check .
 
-airflow: setup ## run Airflow 3 standalone on http://localhost:8080 with ./dags (home: ./.airflow)
-	AIRFLOW_HOME=$(AIRFLOW_HOME) \
-	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-	AIRFLOW__CORE__LOAD_EXAMPLES=False \
-	AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False \
-	KAM_CONFIG=$${KAM_CONFIG:-$(CURDIR)/kam.yaml} \
-	$(UV_RUN) airflow standalone
+# Airflow 3 on this machine: metadata in $(AIRFLOW_HOME), the KAM DAGs unpaused, the pools created,
+# the embedded demo generated first if it is not there. `airflow standalone` runs the API server,
+# scheduler, DAG processor and triggerer and prints the admin password.
+AIRFLOW_ENV = AIRFLOW_HOME=$(AIRFLOW_HOME) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False \
+	KAM_CONFIG=$${KAM_CONFIG:-$(CURDIR)/kam.yaml}
+
+airflow: setup ## run Airflow 3 on http://localhost:8080 with the KAM DAGs unpaused on the demo
+	@[ -f $(DEMO_DIR)/crm.db ] || [ -n "$$KAM_CRM_URL" ] || \
+	  $(UV_RUN) kam demo-data --customers $(CUSTOMERS) --as-of $(AS_OF)
+	mkdir -p $(AIRFLOW_HOME)
+	$(AIRFLOW_ENV) $(UV_RUN) airflow db migrate
+	$(AIRFLOW_ENV) $(UV_RUN) python -m pipelines.dag_support pools > $(AIRFLOW_HOME)/kam-pools.json
+	$(AIRFLOW_ENV) $(UV_RUN) airflow pools import $(AIRFLOW_HOME)/kam-pools.json
+	@echo "Airflow on http://localhost:8080 (user admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)."
+	@echo "Run the demo night: airflow dags trigger kam_nightly --logical-date $(AS_OF)T00:00:00+00:00 (or ▶ in the UI)."
+	$(AIRFLOW_ENV) $(UV_RUN) airflow standalone
 
 clean: ## remove the environments, the demo data and the warehouse
 	rm -rf .venv $(TOOLS) $(DEMO_DIR) $(WAREHOUSE_DIR) .pytest_cache .ruff_cache

@@ -37,6 +37,8 @@ class _Strict(BaseModel):
 class SourceConfig(_Strict):
     url: str | None = Field(None, description="SQLAlchemy URL (no passwords: use url_env)")
     url_env: str | None = Field(None, description="environment variable holding the URL")
+    max_connections: Annotated[int, Field(ge=1)] = Field(
+        2, description="Airflow pool slots: extract tasks reading this source at the same time")
 
     @model_validator(mode="after")
     def _one_way_to_connect(self) -> SourceConfig:

@@ -18,20 +18,25 @@ from pipelines.staging import empty_entity_sql
 from pipelines.warehouse import Warehouse
 
 
+def _expose_staging(session: Session, settings: Settings) -> None:
+    """The staged entities (typed empty stand-ins for unmapped ones), the xref, and the order
+    history joined once: customer_value, CLV, activity and credit all read `sales_line`."""
+    for entity in ENTITIES:
+        if session.warehouse.exists(f"stg_{entity}") and entity in settings.mapped_entities:
+            session.expose(f"stg_{entity}")
+        else:
+            session.con.execute(f"CREATE TEMP VIEW stg_{entity} AS {empty_entity_sql(entity)}")
+    session.expose("stg_customer_xref")
+    session.materialize("sales_line", sql_file("marts", "sales_line"))
+
+
 def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
           on_table: Callable[[str, int], None] | None = None) -> StepResult:
     started = time.perf_counter()
     warehouse = Warehouse(settings.warehouse_path)
     result = StepResult("build")
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
-        for entity in ENTITIES:
-            if warehouse.exists(f"stg_{entity}") and entity in settings.mapped_entities:
-                session.expose(f"stg_{entity}")
-            else:
-                session.con.execute(f"CREATE TEMP VIEW stg_{entity} AS {empty_entity_sql(entity)}")
-        session.expose("stg_customer_xref")
-        # order history joined once; customer_value, CLV, activity and credit read it
-        session.materialize("sales_line", sql_file("marts", "sales_line"))
+        _expose_staging(session, settings)
 
         values = session.con.execute(sql_file("marts", "customer_value")).to_arrow_table()
         values, clv_info = value_marts.add_value(session, settings, values)
@@ -67,5 +72,25 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
             (level.name, level.share, *by_name.get(level.name, (0, 0.0)))
             for level in settings.config.tiers.levels
         ]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def rate_credit(settings: Settings, as_of: date) -> StepResult:
+    """The quarterly credit rating alone (`credit_rating`, `credit_rating_points`) from staging as it
+    stands: what the kam_quarterly_credit DAG runs. `build` rates only a quarter not rated yet."""
+    started = time.perf_counter()
+    result = StepResult("credit")
+    if settings.config.credit is None:
+        result.notes.append("no credit section in kam.yaml: nothing to rate")
+        return result
+    warehouse = Warehouse(settings.warehouse_path)
+    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
+        _expose_staging(session, settings)
+        rating, points = value_marts.credit_tables(session, settings)
+    for table, data in (("credit_rating", rating), ("credit_rating_points", points)):
+        warehouse.write(table, data)
+        result.rows[table] = data.num_rows
+    result.details["rating_quarter"] = value_marts.rating_quarter(as_of)[0]
     result.seconds = time.perf_counter() - started
     return result

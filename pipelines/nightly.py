@@ -44,6 +44,8 @@ STEP_HELP = {
 # Options a step takes beyond (settings, as_of); anything else given to run_step is not passed on.
 _STEP_OPTIONS = {"extract": {"full_refresh", "on_table"}, "stage": {"full_refresh", "on_table"},
                  "build": {"rerate_credit", "on_table"}, "mine": {"on_table"}, "maintain": {"force"}}
+# Airflow runs extraction as one task per raw table (pipelines/orchestration.py).
+_STEP_OPTIONS["extract"] = _STEP_OPTIONS["extract"] | {"tables"}
 
 
 def _settings(config: str | Settings | None) -> Settings:
