@@ -167,7 +167,9 @@ def _print_summary(results: list[StepResult], settings: Settings, as_of: date, t
             console.print(
                 f"Published to {p.details['target']}: {p.details['changed']:,} changed rows "
                 f"({p.rows['inserted']:,} inserted, {p.rows['updated']:,} updated, "
-                f"{p.rows['deleted']:,} deleted), {p.details['unchanged']:,} unchanged."
+                f"{p.rows['deleted']:,} deleted), {p.details['unchanged']:,} unchanged; "
+                f"{p.details.get('left_book', 0):,} left the book ({p.details.get('left_book_rule')}), "
+                f"{p.details.get('rejected', 0):,} rejected."
             )
     console.print(
         f"Where to look: warehouse tables under [bold]{settings.warehouse_path}[/] "
@@ -219,8 +221,35 @@ def _step_command(step: str) -> None:
                      help="Run now, whatever the configured weekday.")(command)
 
 
+@main.command("publish", help=f"Run only this step: {STEP_HELP['publish']}.")
+@as_of_option
+@config_option
+@click.option("--dry-run", is_flag=True, default=False,
+              help="Show what would be inserted, updated and left alone, and a sample of field "
+                   "changes; write nothing.")
+@click.option("--force", is_flag=True, default=False,
+              help="Publish even when more tiers change than publish.max_tier_change_share allows.")
+def publish_command(as_of: date, config: str | None, dry_run: bool, force: bool) -> None:
+    if not dry_run:
+        _run(["publish"], config, as_of, force=force)
+        return
+    from pipelines.publish import describe_plan, publish
+
+    settings = _settings(config)
+    try:
+        result = publish(settings, as_of, dry_run=True)
+    except (RuntimeError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not result.details:
+        console.print("No publish target configured (publish: in kam.yaml).")
+        return
+    for line in describe_plan(result):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 for _step in STEPS:
-    _step_command(_step)
+    if _step != "publish":  # publish has its own command (--dry-run, --force)
+        _step_command(_step)
 
 
 @main.command("backfill")

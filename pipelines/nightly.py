@@ -43,7 +43,8 @@ STEP_HELP = {
 
 # Options a step takes beyond (settings, as_of); anything else given to run_step is not passed on.
 _STEP_OPTIONS = {"extract": {"full_refresh", "on_table"}, "stage": {"on_table"},
-                 "build": {"on_table"}, "mine": {"on_table"}, "maintain": {"force"}}
+                 "build": {"on_table"}, "mine": {"on_table"}, "maintain": {"force"},
+                 "publish": {"force"}}
 
 
 def _settings(config: str | Settings | None) -> Settings:
@@ -57,10 +58,11 @@ def run_step(step: str, as_of: date, config: str | Settings | None = None, *,
 
     `on_start` is called once the ledger shows the step running, before it does any work."""
     settings = _settings(config)
+    run_id = run_id or new_run_id(as_of)
     kwargs = {k: v for k, v in options.items() if k in _STEP_OPTIONS.get(step, ()) and v is not None}
-    if step == "extract":
+    if step in ("extract", "build", "publish"):
         kwargs["run_id"] = run_id
-    with recorded(Warehouse(settings.warehouse_path), run_id or new_run_id(as_of), as_of, step) as rec:
+    with recorded(Warehouse(settings.warehouse_path), run_id, as_of, step) as rec:
         if on_start:
             on_start(step)
         rec.result = STEPS[step](settings, as_of, **kwargs)
