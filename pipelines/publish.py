@@ -101,16 +101,16 @@ def target_table(name: str, metadata: sa.MetaData | None = None) -> sa.Table:
 # --- what to publish -----------------------------------------------------------------------------
 
 _EMPTY_INPUTS = {  # stand-ins when the mine or credit steps have not written their marts
-    "customer_segment": "SELECT NULL::VARCHAR customer_id, NULL::BIGINT segment_id, "
-                        "NULL::VARCHAR segment_name, NULL::DATE as_of_date WHERE false",
-    "segment_rule": "SELECT NULL::DOUBLE segment_id, NULL::VARCHAR rule, NULL::BIGINT rule_no, "
-                    "NULL::VARCHAR target, NULL::DATE as_of_date WHERE false",
-    "credit_rating": "SELECT NULL::VARCHAR customer_id, NULL::VARCHAR grade, "
-                     "NULL::VARCHAR rating_quarter WHERE false",
-    "customer_alert": "SELECT NULL::VARCHAR customer_id, NULL::VARCHAR alert, NULL::DATE as_of_date "
-                      "WHERE false",
-    "account_next_best": "SELECT NULL::VARCHAR customer_id, NULL::VARCHAR product_line, "
-                         "NULL::BIGINT rank, NULL::DATE as_of_date WHERE false",
+    "customer_segment": "SELECT NULL::VARCHAR AS customer_id, NULL::BIGINT AS segment_id, "
+                        "NULL::VARCHAR AS segment_name, NULL::DATE AS as_of_date WHERE false",
+    "segment_rule": "SELECT NULL::DOUBLE AS segment_id, NULL::VARCHAR AS \"rule\", NULL::BIGINT AS rule_no, "
+                    "NULL::VARCHAR AS target, NULL::DATE AS as_of_date WHERE false",
+    "credit_rating": "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS grade, "
+                     "NULL::VARCHAR AS rating_quarter WHERE false",
+    "customer_alert": "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS alert, "
+                      "NULL::DATE AS as_of_date WHERE false",
+    "account_next_best": "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS product_line, "
+                         "NULL::BIGINT AS rank, NULL::DATE AS as_of_date WHERE false",
 }
 
 

@@ -7,7 +7,7 @@ WITH segment AS (
     WHERE as_of_date = getvariable('as_of')
 ),
 segment_rule_text AS (  -- the first (widest) rule explaining each segment
-    SELECT CAST(segment_id AS BIGINT) AS segment_id, arg_min(rule, rule_no) AS segment_rule
+    SELECT CAST(segment_id AS BIGINT) AS segment_id, arg_min("rule", rule_no) AS segment_rule
     FROM segment_rule
     WHERE as_of_date = getvariable('as_of') AND segment_id IS NOT NULL AND target LIKE 'segment %'
     GROUP BY 1
