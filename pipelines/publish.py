@@ -347,7 +347,7 @@ def _write_postgres(conn: sa.Connection, table: sa.Table, plan: Plan, as_of: dat
         n = changed.num_rows
         changed = (changed.append_column("in_book", pa.array([True] * n, pa.bool_()))
                    .append_column("as_of_date", pa.array([as_of] * n, pa.date32()))
-                   .append_column("run_id", pa.array([run_id] * n, pa.string())))
+                   .append_column("run_id", pa.array([run_id] * n, pa.string()))).select(ALL_COLUMNS)
         columns = ", ".join(ALL_COLUMNS)
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
