@@ -47,6 +47,10 @@ _STEP_OPTIONS = {"extract": {"full_refresh", "on_table"}, "stage": {"on_table"},
                  "publish": {"force"}}
 
 
+# Steps after which the BI DuckDB file (pipelines/bi.py) is rebuilt on the marts' current versions.
+BI_REFRESH_STEPS = ("build", "mine", "maintain")
+
+
 def _settings(config: str | Settings | None) -> Settings:
     return config if isinstance(config, Settings) else load_config(config)
 
@@ -66,6 +70,10 @@ def run_step(step: str, as_of: date, config: str | Settings | None = None, *,
         if on_start:
             on_start(step)
         rec.result = STEPS[step](settings, as_of, **kwargs)
+    if step in BI_REFRESH_STEPS:  # the BI file's views move to the marts' new versions
+        from pipelines.bi import refresh_bi
+
+        refresh_bi(settings)
     return rec.result
 
 

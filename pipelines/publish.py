@@ -498,14 +498,16 @@ def _previous_rejects(warehouse: Warehouse) -> set[str]:
 
 
 def publish(settings: Settings, as_of: date, *, run_id: str | None = None, dry_run: bool = False,
-            force: bool = False) -> StepResult:
+            force: bool = False, desired: pa.Table | None = None) -> StepResult:
+    """Publish the night's rows (`desired`: crm_account_publish with row_hash; read from the marts
+    unless given, as the benchmark does)."""
     started = time.perf_counter()
     config = settings.config.publish
     if config is None:
         return StepResult("publish", notes=["no publish target configured"])
     run_id = run_id or f"publish-{as_of.isoformat()}"
     warehouse = Warehouse(settings.warehouse_path)
-    desired = desired_rows(settings, as_of)
+    desired = desired_rows(settings, as_of) if desired is None else desired
     url = settings.source_url(config.target)
     target = f"{safe_url(url)} table {config.table}"
     engine = _engine(url)
