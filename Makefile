@@ -29,7 +29,7 @@ APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-re
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
 
 .DEFAULT_GOAL := help
-.PHONY: help setup postgres test demo bench lint airflow clean
+.PHONY: help setup postgres chromium test demo bench lint airflow clean
 
 help: ## list the targets
 	@echo "KAM make targets:"
@@ -73,7 +73,22 @@ postgres: ## install PostgreSQL server binaries from Debian if missing (starts n
 	$(APT) install postgresql; \
 	ls -d $(PG_BINDIR_GLOB)
 
-test: setup postgres ## set up, then run the whole test suite (PYTEST_ARGS='-k x' passes through)
+# The run-report test opens the report in a real headless browser: Debian's chromium package.
+chromium: ## install Chromium from Debian if missing (the run-report test opens the report in it)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+	  echo "Chromium found: $$(command -v chromium || command -v chromium-browser)"; exit 0; \
+	fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "Chromium not found and this is not a Debian-like system: install chromium yourself."; exit 1; \
+	fi; \
+	if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
+	  echo "Chromium is missing and installing it needs root: run 'make chromium' as root (no sudo here)."; exit 1; \
+	fi; \
+	set -ex; \
+	$(APT) update; \
+	$(APT) install chromium
+
+test: setup postgres chromium ## set up, then run the whole test suite (PYTEST_ARGS='-k x' passes through)
 	$(UV_RUN) pytest $(PYTEST_ARGS)
 
 demo: setup ## set up, generate the demo sources and run the nightly job on them

@@ -283,7 +283,8 @@ def export_command(as_of: date, config: str | None) -> None:
 @main.command("report")
 @as_of_option
 @config_option
-@click.option("--run-id", default=None, help="The run whose step timings to show (default: all of the night).")
+@click.option("--run-id", default=None,
+              help="The run whose step timings to show (default: every run of the night).")
 def report_command(as_of: date, config: str | None, run_id: str | None) -> None:
     """Write the self-contained HTML run report (and reports/latest.html)."""
     from pipelines.report import write_run_report

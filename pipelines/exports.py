@@ -48,7 +48,8 @@ def export_frame(settings: Settings, as_of: date) -> pd.DataFrame:
     frame = rows.merge(accounts, on="crm_account_id", how="left")
     frame = frame.merge(because, on="customer_id", how="left")
     frame["owner"] = frame["owner"].fillna(NO_OWNER)
-    frame["changed_since_last_run"] = frame["previous_tier"].notna() & (frame["tier"] != frame["previous_tier"])
+    previous = frame["previous_tier"]
+    frame["changed_since_last_run"] = previous.notna() & (frame["tier"] != previous)
     for col in ("revenue_12m", "profit_12m", "clv", "probability_alive"):
         frame[col] = frame[col].astype(float)
     return frame[COLUMNS].sort_values(["owner", "tier", "crm_account_id"], ignore_index=True)
