@@ -55,8 +55,13 @@ def export_frame(settings: Settings, as_of: date) -> pd.DataFrame:
     return frame[COLUMNS].sort_values(["owner", "tier", "crm_account_id"], ignore_index=True)
 
 
+EXCEL_MAX_ROWS = 1_048_575  # a worksheet's rows, less the header
+
+
 def _write(frame: pd.DataFrame, stem: Path) -> None:
     frame.to_csv(stem.with_suffix(".csv"), index=False)
+    if len(frame) > EXCEL_MAX_ROWS:  # Excel cannot open more: the CSV holds them all
+        return
     with pd.ExcelWriter(stem.with_suffix(".xlsx"), engine="openpyxl") as writer:
         frame.to_excel(writer, sheet_name="accounts", index=False)
         sheet = writer.sheets["accounts"]

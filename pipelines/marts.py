@@ -18,7 +18,7 @@ from pipelines.staging import empty_entity_sql
 from pipelines.warehouse import Warehouse
 
 
-def build(settings: Settings, as_of: date, *, run_id: str | None = None,
+def build(settings: Settings, as_of: date, *,
           on_table: Callable[[str, int], None] | None = None) -> StepResult:
     started = time.perf_counter()
     warehouse = Warehouse(settings.warehouse_path)
@@ -39,7 +39,7 @@ def build(settings: Settings, as_of: date, *, run_id: str | None = None,
         session.warehouse.write("customer_value", values)
         result.rows["customer_value"] = values.num_rows
         result.details["clv"] = clv_info
-        for table, data, key in value_marts.side_marts(session, settings, values, run_id):
+        for table, data, key in value_marts.side_marts(session, settings, values):
             session.warehouse.write(table, data, replace_where=key)
             result.rows[table] = data.num_rows
             if on_table:

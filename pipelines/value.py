@@ -341,7 +341,7 @@ def whale_table(values: pa.Table, as_of: date) -> pa.Table:
     return pa.Table.from_pandas(curve, preserve_index=False)
 
 
-def side_marts(session: Session, settings: Settings, values: pa.Table, run_id: str | None = None):
+def side_marts(session: Session, settings: Settings, values: pa.Table):
     """(table, data, replace_where) for each table built on customer_value.
 
     The marts are a snapshot of this night, replaced whole, so re-running an earlier night gives
@@ -349,7 +349,9 @@ def side_marts(session: Session, settings: Settings, values: pa.Table, run_id: s
     the next night's stability rule reads it.
     """
     as_of = session.as_of
-    yield TIER_HISTORY, tier_history(values, run_id), f"as_of_date = '{as_of.isoformat()}'"
+    # The build's run id is the night's (like mining's `mine-<as-of>`): a re-run of a night gives
+    # the same marts back, and `kam runs` maps the night to its ledger runs.
+    yield TIER_HISTORY, tier_history(values, f"build-{as_of.isoformat()}"), f"as_of_date = '{as_of.isoformat()}'"
     state = session.warehouse.read(TIER_HISTORY)
     names = [level.name for level in settings.config.tiers.levels]
     yield "tier_history", tier_changes(state, as_of, settings.config.tiers.measure, names), None
