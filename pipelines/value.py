@@ -352,7 +352,9 @@ def side_marts(session: Session, settings: Settings, values: pa.Table):
     # The build's run id is the night's (like mining's `mine-<as-of>`): a re-run of a night gives
     # the same marts back, and `kam runs` maps the night to its ledger runs.
     yield TIER_HISTORY, tier_history(values, f"build-{as_of.isoformat()}"), f"as_of_date = '{as_of.isoformat()}'"
-    state = session.warehouse.read(TIER_HISTORY)
+    changed = (pc.field("previous_tier").is_valid() & (pc.field("tier") != pc.field("previous_tier"))
+               & (pc.field("as_of_date") <= pa.scalar(as_of, pa.date32())))
+    state = session.warehouse.dataset(TIER_HISTORY).to_table(filter=changed)  # the changes only
     names = [level.name for level in settings.config.tiers.levels]
     yield "tier_history", tier_changes(state, as_of, settings.config.tiers.measure, names), None
     yield "whale_curve", whale_table(values, as_of), None
