@@ -351,7 +351,8 @@ def side_marts(session: Session, settings: Settings, values: pa.Table):
     as_of = session.as_of
     # The build's run id is the night's (like mining's `mine-<as-of>`): a re-run of a night gives
     # the same marts back, and `kam runs` maps the night to its ledger runs.
-    yield TIER_HISTORY, tier_history(values, f"build-{as_of.isoformat()}"), f"as_of_date = '{as_of.isoformat()}'"
+    night = f"as_of_date = '{as_of.isoformat()}'"
+    yield TIER_HISTORY, tier_history(values, f"build-{as_of.isoformat()}"), night
     changed = (pc.field("previous_tier").is_valid() & (pc.field("tier") != pc.field("previous_tier"))
                & (pc.field("as_of_date") <= pa.scalar(as_of, pa.date32())))
     state = session.warehouse.dataset(TIER_HISTORY).to_table(filter=changed)  # the changes only

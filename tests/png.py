@@ -55,5 +55,5 @@ def colour_counts(rows: list[bytes]) -> Counter:
     counts: Counter = Counter()
     for row in rows:
         for i in range(0, len(row), 3):
-            counts["#%02x%02x%02x" % (row[i], row[i + 1], row[i + 2])] += 1
+            counts[f"#{row[i]:02x}{row[i + 1]:02x}{row[i + 2]:02x}"] += 1
     return counts
