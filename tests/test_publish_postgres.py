@@ -106,3 +106,43 @@ def test_a_row_postgres_refuses_is_set_aside_and_the_rest_commit(crm_pg):
     assert result.details["rejects"][0][:2] == ("kam_account_tier", "001B")
     assert "no_gold_borealis" in result.details["rejects"][0][2]
     assert _tiers(dsn) == {"001A": "Silver", "001B": "Silver", "001C": "Silver", "001D": "Bronze"}
+
+
+def test_the_server_stopped_mid_publish_leaves_the_crm_table_as_before_and_the_next_run_publishes(
+        tmp_path, monkeypatch):
+    from tests.postgres_server import _run, _server_user, find_bindir, start_postgres
+
+    write_tiny_sources(tmp_path)
+    with start_postgres() as server:  # a server of its own: this test stops it
+        url = server.create_database("kam_crm_stop")
+        path = tiny_config(tmp_path)
+        config = yaml.safe_load(path.read_text())
+        config["sources"]["crm_pg"] = {"url_env": "KAM_TEST_CRM_PG_URL"}
+        config["publish"] = {"target": "crm_pg", "table": "kam_account_tier"}
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        monkeypatch.setenv("KAM_TEST_CRM_PG_URL", url)
+        config = str(path)
+        dsn = server.libpq("kam_crm_stop")
+        run_nightly(AS_OF, config, steps=BUILD)
+        publish(load_config(config), AS_OF, run_id="pg-1")
+        before = _table(dsn)
+        _change_the_night(tmp_path)
+        run_nightly(AS_OF, config, steps=BUILD)
+
+        pg_ctl, user, data = find_bindir() / "pg_ctl", _server_user(), server.data_dir
+
+        def stop_the_server(stage, conn):
+            _run(user, data.parent, pg_ctl, "stop", "--pgdata", data, "--mode", "immediate", "--wait")
+
+        monkeypatch.setattr(publish_module, "checkpoint", stop_the_server)
+        with pytest.raises(RuntimeError, match="failed, nothing was changed there"):
+            publish(load_config(config), AS_OF, run_id="pg-stopped")
+        monkeypatch.setattr(publish_module, "checkpoint", None)
+        _run(user, data.parent, pg_ctl, "start", "--pgdata", data, "--log", data.parent / "server.log",
+             "--wait", "--timeout", "60")
+        assert _table(dsn) == before  # crash recovery: the uncommitted publish is gone
+
+        result = publish(load_config(config), AS_OF, run_id="pg-next")
+        assert result.rows == {"inserted": 0, "updated": 3, "deleted": 0}
+        desired = desired_rows(load_config(config), AS_OF).to_pylist()
+        assert _tiers(dsn) == {r["crm_account_id"]: r["tier"] for r in desired}
