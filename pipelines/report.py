@@ -157,7 +157,10 @@ def _sections(settings: Settings, as_of: date, run_id: str | None) -> list[tuple
         if len(clv):
             edges = np.logspace(math.log10(clv.min()), math.log10(clv.max() + 1), 13)
             counts, _ = np.histogram(clv, bins=edges)
-            labels = [f"{edges[i]:,.0f} – {edges[i + 1]:,.0f}" for i in range(len(counts))]
+            def money(v: float) -> str:
+                return f"{v:,.0f}" if v >= 10 else f"{v:.2g}"
+
+            labels = [f"{money(edges[i])} – {money(edges[i + 1])}" for i in range(len(counts))]
             out.append((f"CLV distribution — {len(clv):,} customers with a positive CLV, median "
                         f"{clv.median():,.0f}", bar_chart("clv", labels, [float(c) for c in counts],
                                                           colour=COLOURS[2])))
