@@ -168,27 +168,26 @@ def plan_changes(desired: pa.Table, current: pa.Table, left_book: str) -> Plan:
                                  ELSE 'same' END AS action,
                    c.tier AS old_tier, d.tier AS new_tier
             FROM d LEFT JOIN c USING ({KEY})""")
-        keep = {a: set() for a in ("insert", "update")}
-        for action in keep:
-            keys = con.execute(f"SELECT {KEY} FROM diff WHERE action = ?", [action]).fetchall()
-            keep[action] = {k for (k,) in keys}
+
+        def rows(action: str) -> pa.Table:
+            table = con.execute(f"""SELECT d.* FROM d SEMI JOIN (SELECT {KEY} FROM diff WHERE action = ?)
+                                    USING ({KEY}) ORDER BY {KEY}""", [action]).to_arrow_table()
+            return table.cast(desired.schema)
+
+        inserts, updates = rows("insert"), rows("update")
         unchanged = con.execute("SELECT count(*) FROM diff WHERE action = 'same'").fetchone()[0]
         left = [] if left_book == "keep" else [k for (k,) in con.execute(
             f"SELECT {KEY} FROM c WHERE in_book AND {KEY} NOT IN (SELECT {KEY} FROM d) ORDER BY 1"
         ).fetchall()]
         in_book = con.execute("SELECT count(*) FROM c WHERE in_book").fetchone()[0]
-        moved = con.execute(f"""SELECT {KEY}, old_tier, new_tier FROM diff
-                                WHERE action = 'update' AND old_tier <> new_tier ORDER BY 1""").fetchall()
+        moves = con.execute("""SELECT count(*) FROM diff
+                               WHERE action = 'update' AND old_tier <> new_tier""").fetchone()[0]
+        sample = con.execute(f"""SELECT {KEY}, old_tier, new_tier FROM diff
+                                 WHERE action = 'update' AND old_tier <> new_tier
+                                 ORDER BY 1 LIMIT 20""").fetchall()
     finally:
         con.close()
-    keys = desired.column(KEY)
-    import pyarrow.compute as pc
-
-    def rows(wanted: set[str]) -> pa.Table:
-        return desired.filter(pc.is_in(keys, pa.array(sorted(wanted), pa.string())))
-
-    return Plan(rows(keep["insert"]), rows(keep["update"]), left, unchanged, in_book,
-                len(moved) + len(left), [tuple(m) for m in moved[:20]])
+    return Plan(inserts, updates, left, unchanged, in_book, moves + len(left), [tuple(m) for m in sample])
 
 
 # --- reading and writing the target --------------------------------------------------------------
