@@ -73,13 +73,20 @@ postgres: ## install PostgreSQL server binaries from Debian if missing (starts n
 	$(APT) install postgresql; \
 	ls -d $(PG_BINDIR_GLOB)
 
-# Debian's Chromium, headless: the Airflow end-to-end test loads the DAG page and takes a screenshot.
-chromium: ## install Chromium from Debian if missing (headless browser for the UI tests)
-	@if command -v chromium >/dev/null 2>&1; then echo "Chromium found: $$(command -v chromium)"; exit 0; fi; \
-	if ! command -v apt-get >/dev/null; then \
-	  echo "chromium not found and this is not a Debian-like system: install Chromium yourself."; exit 1; \
+# Debian's Chromium, headless: the run-report test and the Airflow end-to-end test take screenshots.
+chromium: ## install Chromium from Debian if missing (headless browser for the report and UI tests)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+	  echo "Chromium found: $$(command -v chromium || command -v chromium-browser)"; exit 0; \
 	fi; \
-	set -ex; $(APT) update; $(APT) install chromium
+	if ! command -v apt-get >/dev/null; then \
+	  echo "Chromium not found and this is not a Debian-like system: install chromium yourself."; exit 1; \
+	fi; \
+	if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
+	  echo "Chromium is missing and installing it needs root: run 'make chromium' as root (no sudo here)."; exit 1; \
+	fi; \
+	set -ex; \
+	$(APT) update; \
+	$(APT) install chromium
 
 test: setup postgres chromium ## set up, then run the whole test suite (PYTEST_ARGS='-k x' passes through)
 	$(UV_RUN) pytest $(PYTEST_ARGS)

@@ -105,6 +105,7 @@ def _run(steps: list[str], config: str | None, as_of: date, **options) -> list[S
 
                 result = run_step(step, as_of, settings, run_id=run_id, on_table=on_table,
                                   on_start=lambda s: console.log(f"{s}: started"), **options)
+            result.details.setdefault("run_id", run_id)
             results.append(result)
             console.log(f"[green]✓[/] {step} done in {result.seconds:.1f} s")
     except (ConfigError, SourceUnavailable, SchemaDrift, RuntimeError, FileNotFoundError) as exc:
@@ -167,7 +168,9 @@ def _print_summary(results: list[StepResult], settings: Settings, as_of: date, t
             console.print(
                 f"Published to {p.details['target']}: {p.details['changed']:,} changed rows "
                 f"({p.rows['inserted']:,} inserted, {p.rows['updated']:,} updated, "
-                f"{p.rows['deleted']:,} deleted), {p.details['unchanged']:,} unchanged."
+                f"{p.rows['deleted']:,} deleted), {p.details['unchanged']:,} unchanged; "
+                f"{p.details.get('left_book', 0):,} left the book ({p.details.get('left_book_rule')}), "
+                f"{p.details.get('rejected', 0):,} rejected."
             )
     console.print(
         f"Where to look: warehouse tables under [bold]{settings.warehouse_path}[/] "
@@ -202,8 +205,22 @@ def _print_mining(result: StepResult) -> None:
 @config_option
 @full_refresh_option
 def run(as_of: date, config: str | None, full_refresh: bool) -> None:
-    """Run the whole nightly job: extract → stage → build → mine → publish → maintain."""
-    _run(list(STEPS), config, as_of, full_refresh=full_refresh)
+    """Run the whole nightly job: extract → stage → build → mine → publish → maintain, then the
+    exports and the run report."""
+    results = _run(list(STEPS), config, as_of, full_refresh=full_refresh)
+    _deliver(config, as_of, results)
+
+
+def _deliver(config: str | None, as_of: date, results: list[StepResult]) -> None:
+    from pipelines.exports import write_exports
+    from pipelines.report import write_run_report
+
+    settings = _settings(config)
+    run_id = results[-1].details.get("run_id") if results else None
+    written = write_exports(settings, as_of)
+    path = write_run_report(settings, as_of, run_id)
+    console.print(f"Exports: {settings.exports_path / as_of.isoformat()} ({len(written) - 1} owners); "
+                  f"run report: {path.parent / 'latest.html'}; BI database: {settings.bi_database_path}")
 
 
 def _step_command(step: str) -> None:
@@ -223,8 +240,70 @@ def _step_command(step: str) -> None:
                      help="Run now, whatever the configured weekday.")(command)
 
 
+@main.command("publish", help=f"Run only this step: {STEP_HELP['publish']}.")
+@as_of_option
+@config_option
+@click.option("--dry-run", is_flag=True, default=False,
+              help="Show what would be inserted, updated and left alone, and a sample of field "
+                   "changes; write nothing.")
+@click.option("--force", is_flag=True, default=False,
+              help="Publish even when more tiers change than publish.max_tier_change_share allows.")
+def publish_command(as_of: date, config: str | None, dry_run: bool, force: bool) -> None:
+    if not dry_run:
+        _run(["publish"], config, as_of, force=force)
+        return
+    from pipelines.publish import describe_plan, publish
+
+    settings = _settings(config)
+    try:
+        result = publish(settings, as_of, dry_run=True)
+    except (RuntimeError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not result.details:
+        console.print("No publish target configured (publish: in kam.yaml).")
+        return
+    for line in describe_plan(result):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 for _step in STEPS:
-    _step_command(_step)
+    if _step != "publish":  # publish has its own command (--dry-run, --force)
+        _step_command(_step)
+
+
+@main.command("export")
+@as_of_option
+@config_option
+def export_command(as_of: date, config: str | None) -> None:
+    """Write the sales-ops exports (CSV and Excel, per owner and for everyone) for a night."""
+    from pipelines.exports import write_exports
+
+    settings = _settings(config)
+    written = write_exports(settings, as_of)
+    console.print(f"Exports for {as_of}: {written['all_accounts']:,} accounts, {len(written) - 1} owners, "
+                  f"under {settings.exports_path / as_of.isoformat()}")
+
+
+@main.command("report")
+@as_of_option
+@config_option
+@click.option("--run-id", default=None,
+              help="The run whose step timings to show (default: every run of the night).")
+def report_command(as_of: date, config: str | None, run_id: str | None) -> None:
+    """Write the self-contained HTML run report (and reports/latest.html)."""
+    from pipelines.report import write_run_report
+
+    path = write_run_report(_settings(config), as_of, run_id)
+    console.print(f"Run report: {path} (latest: {path.parent / 'latest.html'})")
+
+
+@main.command("bi")
+@config_option
+def bi_command(config: str | None) -> None:
+    """Rebuild the BI DuckDB file (one view per mart on its current version)."""
+    from pipelines.bi import refresh_bi
+
+    console.print(f"BI database: {refresh_bi(_settings(config))}")
 
 
 @main.command("backfill")

@@ -209,9 +209,56 @@ class WarehouseConfig(_Strict):
         return value
 
 
+# Fields of KAM's CRM table that may be written back into columns of the CRM's own accounts table.
+PUBLISH_FIELDS = (
+    "customer_id", "tier", "previous_tier", "tier_since", "tier_reason", "key_account", "abc_class",
+    "segment_name", "segment_rule", "clv", "probability_alive", "expected_purchases", "revenue_12m",
+    "orders_12m", "gross_margin_12m", "profit_12m", "last_order_date", "credit_grade", "alerts",
+    "next_best",
+)
+
+
+class AccountsWriteBack(_Strict):
+    """KAM-owned columns on the CRM's existing accounts table: updated only, matched by external id.
+
+    KAM never inserts or deletes a row there and never writes a column not listed in `columns`
+    (the CRM admin adds those columns; KAM does not alter the CRM's tables)."""
+
+    table: str
+    key: str = Field(description="the accounts table's id column, holding the CRM account id")
+    columns: dict[str, str] = Field(description="CRM column -> KAM field it receives")
+
+    @model_validator(mode="after")
+    def _valid(self) -> AccountsWriteBack:
+        problems = []
+        for name in (self.table, self.key, *self.columns):
+            if not _IDENTIFIER.match(name):
+                problems.append(f"{name!r} is not a plain table or column name")
+        for column, source in self.columns.items():
+            if source not in PUBLISH_FIELDS:
+                problems.append(f"columns.{column}: {source!r} is not a KAM field; known: "
+                                + ", ".join(PUBLISH_FIELDS))
+        if self.key in self.columns:
+            problems.append(f"the key column {self.key!r} cannot be a KAM-owned column")
+        if not self.columns:
+            problems.append("columns: name at least one KAM-owned column")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class PublishConfig(_Strict):
     target: str = Field(description="name of the source whose database receives the table")
     table: str = "kam_account_tier"
+    left_book: Literal["keep", "flag", "remove"] = Field(
+        "flag", description="accounts no longer in the book: keep their row as it was, flag it "
+                            "(in_book = false), or remove it from KAM's table")
+    max_tier_change_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.2, description="stop before writing when more than this share of published tiers would "
+                         "change (accounts leaving the book count as changes); `--force` overrides")
+    breaker_min_accounts: Annotated[int, Field(ge=0)] = Field(
+        100, description="the circuit breaker applies from this many published accounts on")
+    accounts: AccountsWriteBack | None = None
 
     @field_validator("table")
     @classmethod
@@ -219,6 +266,14 @@ class PublishConfig(_Strict):
         if not _IDENTIFIER.match(value):
             raise ValueError(f"{value!r} is not a valid table name")
         return value
+
+
+class ExportConfig(_Strict):
+    """Where the sales-ops exports, the BI DuckDB file and the run reports go (beside kam.yaml)."""
+
+    path: str = "exports"
+    bi_database: str = "warehouse/kam_bi.duckdb"
+    reports: str = "reports"
 
 
 # The numeric columns of transforms/marts/customer_features.sql the mining step may use.
@@ -309,6 +364,7 @@ class KamConfig(_Strict):
     alerts: AlertConfig = AlertConfig()
     credit: CreditConfig | None = None
     mining: MiningConfig = MiningConfig()
+    outputs: ExportConfig = ExportConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> KamConfig:
@@ -397,6 +453,18 @@ class Settings:
         if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
             url = url.set(database=str(_resolve(self.base_dir, url.database)))
         return url
+
+    @property
+    def exports_path(self) -> Path:
+        return _resolve(self.base_dir, self.config.outputs.path)
+
+    @property
+    def bi_database_path(self) -> Path:
+        return _resolve(self.base_dir, self.config.outputs.bi_database)
+
+    @property
+    def reports_path(self) -> Path:
+        return _resolve(self.base_dir, self.config.outputs.reports)
 
     @property
     def mapped_entities(self) -> list[str]:

@@ -43,9 +43,14 @@ STEP_HELP = {
 
 # Options a step takes beyond (settings, as_of); anything else given to run_step is not passed on.
 _STEP_OPTIONS = {"extract": {"full_refresh", "on_table"}, "stage": {"full_refresh", "on_table"},
-                 "build": {"rerate_credit", "on_table"}, "mine": {"on_table"}, "maintain": {"force"}}
+                 "build": {"rerate_credit", "on_table"}, "mine": {"on_table"}, "maintain": {"force"},
+                 "publish": {"force"}}
 # Airflow runs extraction as one task per raw table (pipelines/orchestration.py).
 _STEP_OPTIONS["extract"] = _STEP_OPTIONS["extract"] | {"tables"}
+
+
+# Steps after which the BI DuckDB file (pipelines/bi.py) is rebuilt on the marts' current versions.
+BI_REFRESH_STEPS = ("build", "mine", "maintain")
 
 
 def _settings(config: str | Settings | None) -> Settings:
@@ -59,13 +64,18 @@ def run_step(step: str, as_of: date, config: str | Settings | None = None, *,
 
     `on_start` is called once the ledger shows the step running, before it does any work."""
     settings = _settings(config)
+    run_id = run_id or new_run_id(as_of)
     kwargs = {k: v for k, v in options.items() if k in _STEP_OPTIONS.get(step, ()) and v is not None}
-    if step == "extract":
+    if step in ("extract", "publish"):
         kwargs["run_id"] = run_id
-    with recorded(Warehouse(settings.warehouse_path), run_id or new_run_id(as_of), as_of, step) as rec:
+    with recorded(Warehouse(settings.warehouse_path), run_id, as_of, step) as rec:
         if on_start:
             on_start(step)
         rec.result = STEPS[step](settings, as_of, **kwargs)
+    if step in BI_REFRESH_STEPS:  # the BI file's views move to the marts' new versions
+        from pipelines.bi import refresh_bi
+
+        refresh_bi(settings)
     return rec.result
 
 

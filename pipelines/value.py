@@ -30,7 +30,7 @@ from models.clv._fit import ConvergenceWarning
 from models.credit import apply_overrides, score_customers
 from models.profit import cost_parts, whale_curve
 from models.pyramid import abc_classes, assign_tiers
-from models.tier_stability import stabilise
+from models.tier_stability import stabilise, tier_floors
 from pipelines.config import Settings
 from pipelines.duckdb_session import Session, sql_file
 from pipelines.value_config import ClvConfig
@@ -162,6 +162,7 @@ def add_tiers(table: pa.Table, settings: Settings, previous: pd.DataFrame, as_of
                      prev["tier_since"].to_numpy())
     key_tiers = [level.name for level in tiers.levels if level.key_account]
     abc = abc_classes(measure, ids, settings.config.abc.a, settings.config.abc.b)
+    boundary = crossed_boundary(measure, ranked, held, stable.tier, names)
     return (
         table.append_column("tier", pa.array(stable.tier, pa.string()))
         .append_column("tier_rank", pa.array(rank, pa.int64()))
@@ -173,13 +174,70 @@ def add_tiers(table: pa.Table, settings: Settings, previous: pd.DataFrame, as_of
         .append_column("pending_runs", pa.array(stable.pending_runs, pa.int64()))
         .append_column("abc_class", pa.array(abc, pa.string()))
         .append_column("key_account", pa.array(np.isin(stable.tier, key_tiers), pa.bool_()))
+        .append_column("tier_measure", pa.array(np.round(measure, 2), pa.float64()))
+        .append_column("tier_boundary", pa.array(boundary, pa.float64()))
     )
 
 
-def tier_history(values: pa.Table) -> pa.Table:
+def crossed_boundary(measure: np.ndarray, ranked: np.ndarray, held: np.ndarray, tier: np.ndarray,
+                     names: list[str]) -> np.ndarray:
+    """The tier boundary (lowest measure in a tier this run) behind each customer's tier: on a
+    promotion the floor of the new tier, on a demotion the floor of the tier left, else the floor of
+    the tier held. NaN for an empty tier."""
+    floors = tier_floors(measure, np.asarray(ranked, dtype=object), names)
+    order = {name: i for i, name in enumerate(names)}
+    out = np.empty(len(tier), dtype=float)
+    for i, (now, before) in enumerate(zip(tier, held, strict=True)):
+        name = before if before is not None and order.get(now, 0) > order.get(before, 0) else now
+        value = floors.get(name, np.inf)
+        out[i] = round(value, 2) if np.isfinite(value) else np.nan
+    return out
+
+
+def tier_change_reason(reason: str, measure_name: str, measure: float, boundary: float,
+                       crossed: str) -> str:
+    """A tier change in words: the rule that moved it, the measure and the boundary it crossed."""
+    if boundary != boundary:  # NaN: the tier was empty this run
+        return f"{reason} ({measure_name} {measure:,.2f})"
+    return f"{reason}: {measure_name} {measure:,.2f} against the {crossed} boundary of {boundary:,.2f}"
+
+
+def tier_history(values: pa.Table, run_id: str | None = None) -> pa.Table:
     """kam_tier_state: one row per customer and run — the state the next run's stability rule reads."""
-    return values.select(["as_of_date", "customer_id", "tier", "ranked_tier", "previous_tier",
-                          "tier_since", "tier_reason", "pending_tier", "pending_runs"])
+    values = values.append_column("run_id", pa.array([run_id] * values.num_rows, pa.string()))
+    return values.select(["run_id", "as_of_date", "customer_id", "tier", "ranked_tier", "previous_tier",
+                          "tier_since", "tier_reason", "pending_tier", "pending_runs", "tier_measure",
+                          "tier_boundary"])
+
+
+def tier_changes(state: pa.Table, as_of: date, measure_name: str, names: list[str]) -> pa.Table:
+    """tier_history: one row per tier change up to `as_of` (customer, from, to, when, run, reason).
+
+    Computed from kam_tier_state alone, so the history for any past date is rebuilt identically by
+    filtering the same state to the nights up to that date."""
+    frame = state.to_pandas()
+    frame = frame[(frame["as_of_date"] <= as_of) & frame["previous_tier"].notna()
+                  & (frame["tier"] != frame["previous_tier"])]
+    frame = frame.sort_values(["as_of_date", "customer_id"], kind="stable")
+    measure = frame["tier_measure"] if "tier_measure" in frame else pd.Series(np.nan, frame.index)
+    boundary = frame["tier_boundary"] if "tier_boundary" in frame else pd.Series(np.nan, frame.index)
+    order = {name: i for i, name in enumerate(names)}
+    crossed = [t if order.get(t, 0) < order.get(p, 0) else p
+               for t, p in zip(frame["tier"], frame["previous_tier"], strict=True)]
+    reasons = [tier_change_reason(r, measure_name, float(m), float(b), c) for r, m, b, c in zip(
+        frame["tier_reason"], measure, boundary, crossed, strict=True)]
+    run_ids = frame["run_id"] if "run_id" in frame else pd.Series(None, frame.index, dtype=object)
+    return pa.table({
+        "customer_id": pa.array(frame["customer_id"].astype(str).tolist(), pa.string()),
+        "from_tier": pa.array(frame["previous_tier"].tolist(), pa.string()),
+        "to_tier": pa.array(frame["tier"].tolist(), pa.string()),
+        "changed_on": pa.array(frame["as_of_date"].tolist(), pa.date32()),
+        "run_id": pa.array(run_ids.where(run_ids.notna(), None).tolist(), pa.string()),
+        "measure": pa.array([measure_name] * len(frame), pa.string()),
+        "measure_value": pa.array(measure.astype(float).tolist(), pa.float64()),
+        "boundary": pa.array(boundary.astype(float).tolist(), pa.float64()),
+        "reason": pa.array(reasons, pa.string()),
+    })
 
 
 def alerts_table(values: pa.Table, settings: Settings, as_of: date) -> pa.Table:
@@ -302,7 +360,15 @@ def side_marts(session: Session, settings: Settings, values: pa.Table, *, rerate
     moved with every late-booked payment would move credit limits mid-quarter.
     """
     as_of = session.as_of
-    yield TIER_HISTORY, tier_history(values), f"as_of_date = '{as_of.isoformat()}'"
+    # The build's run id is the night's (like mining's `mine-<as-of>`): a re-run of a night gives
+    # the same marts back, and `kam runs` maps the night to its ledger runs.
+    night = f"as_of_date = '{as_of.isoformat()}'"
+    yield TIER_HISTORY, tier_history(values, f"build-{as_of.isoformat()}"), night
+    changed = (pc.field("previous_tier").is_valid() & (pc.field("tier") != pc.field("previous_tier"))
+               & (pc.field("as_of_date") <= pa.scalar(as_of, pa.date32())))
+    state = session.warehouse.dataset(TIER_HISTORY).to_table(filter=changed)  # the changes only
+    names = [level.name for level in settings.config.tiers.levels]
+    yield "tier_history", tier_changes(state, as_of, settings.config.tiers.measure, names), None
     yield "whale_curve", whale_table(values, as_of), None
     yield "customer_alert", alerts_table(values, settings, as_of), None
     holdout = holdout_table(session, settings)

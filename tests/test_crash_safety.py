@@ -36,8 +36,10 @@ def _contents(warehouse: Warehouse, layer: str) -> dict[str, list]:
 
 
 def _crm(root: Path) -> list[tuple]:
+    """KAM's CRM table, less the run id (unique to each run by design, also in the reference)."""
     with sqlite3.connect(root / "demo" / "crm.db") as crm:
-        return crm.execute("SELECT * FROM kam_account_tier ORDER BY 1").fetchall()
+        columns = [c[1] for c in crm.execute("PRAGMA table_info(kam_account_tier)") if c[1] != "run_id"]
+        return crm.execute(f"SELECT {', '.join(columns)} FROM kam_account_tier ORDER BY 1").fetchall()
 
 
 def _run_and_kill(root: Path, line_marker: str) -> list[str]:

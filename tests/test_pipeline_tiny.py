@@ -101,15 +101,30 @@ def test_a_second_run_for_the_same_date_changes_nothing(tiny):
         assert crm.execute("SELECT * FROM kam_account_tier ORDER BY 1").fetchall() == crm_before
 
 
+def _published(tiny) -> dict[str, tuple]:
+    """KAM's CRM rows by account, less the bookkeeping columns (hash, as-of date, run id)."""
+    with sqlite3.connect(tiny / "crm.db") as crm:
+        columns = [c[1] for c in crm.execute("PRAGMA table_info(kam_account_tier)")
+                   if c[1] not in ("row_hash", "as_of_date", "run_id")]
+        rows = crm.execute(f"SELECT {', '.join(columns)} FROM kam_account_tier").fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
 def test_publish_writes_only_changed_rows(tiny):
     config = str(tiny_config(tiny))
     run_nightly(AS_OF, config)
+    before = _published(tiny)
     with sqlite3.connect(tiny / "erp.db") as erp:  # Borealis buys big: moves to the top tier
         erp.execute("INSERT INTO sales_orders VALUES (11, '1000002', '20260601', 'INVOICED')")
         erp.execute("INSERT INTO sales_order_lines VALUES (11, 1, 'P1', 100, 100.0, 0.0)")
     result = {r.step: r for r in run_nightly(AS_OF, config)}["publish"]
-    # Borealis up to Gold, Acme down to Silver, Cobalt from ABC class B to C; Delta unchanged.
-    assert result.rows == {"inserted": 0, "updated": 3, "deleted": 0}
+    after = _published(tiny)
+    # Borealis up to Gold, Acme down to Silver, Cobalt from ABC class B to C (and any account whose
+    # other published figures moved, e.g. its segment): exactly the rows that differ were written.
+    changed = {k for k in after if after[k] != before[k]}
+    assert {"001A", "001B", "001C"} <= changed
+    assert result.rows == {"inserted": 0, "updated": len(changed), "deleted": 0}
+    assert result.details["unchanged"] == 4 - len(changed)
     with sqlite3.connect(tiny / "crm.db") as crm:
         assert dict(crm.execute("SELECT crm_account_id, tier FROM kam_account_tier")) == {
             "001A": "Silver", "001B": "Gold", "001C": "Silver", "001D": "Bronze"}

@@ -1,0 +1,157 @@
+"""What the other users get from a night: the BI DuckDB file (read by another process while a run
+writes), the sales-ops exports and the run report opened in a real headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from pipelines.config import load_config
+from pipelines.nightly import run_nightly
+from tests.png import colour_counts, read_png
+
+ROOT = Path(__file__).resolve().parent.parent
+AS_OF = date(2026, 11, 22)
+NEXT = AS_OF + timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def demo_night(tmp_path_factory, _demo_sqlite_files):
+    """The demo, one full night run (all steps), in a folder of its own for this module."""
+    root = tmp_path_factory.mktemp("outputs")
+    (root / "demo").mkdir()
+    for db in _demo_sqlite_files.glob("*.db"):
+        shutil.copy(db, root / "demo" / db.name)
+    shutil.copy(ROOT / "kam.yaml", root / "kam.yaml")
+    settings = load_config(root / "kam.yaml")
+    results = run_nightly(AS_OF, settings)
+    return root, settings, results
+
+
+READER = """
+import json, sys, time
+from pathlib import Path
+import duckdb
+
+database, stop, out = sys.argv[1:]
+with open(out, "w") as log:
+    while not Path(stop).exists():
+        try:
+            con = duckdb.connect(database, read_only=True)
+            row = con.execute('''SELECT
+                (SELECT count(*) FROM customer_value), (SELECT count(*) FROM whale_curve),
+                (SELECT count(DISTINCT as_of_date) FROM customer_value),
+                (SELECT min(as_of_date)::VARCHAR FROM customer_value),
+                (SELECT min(as_of_date)::VARCHAR FROM whale_curve),
+                (SELECT min(as_of_date)::VARCHAR FROM crm_account_tier),
+                (SELECT count(*) FROM crm_account_tier),
+                (SELECT sum(customers) FROM (SELECT count(*) AS customers FROM customer_value GROUP BY tier))
+            ''').fetchone()
+            con.close()
+            log.write(json.dumps({"row": list(row)}) + "\\n")
+        except Exception as exc:  # recorded, and the test fails on it
+            log.write(json.dumps({"error": repr(exc)}) + "\\n")
+        log.flush()
+        time.sleep(0.05)
+"""
+
+
+def test_the_bi_file_read_by_another_process_during_a_nightly_run_is_complete_and_consistent(demo_night):
+    root, settings, _ = demo_night
+    database = settings.bi_database_path
+    assert database.exists()
+    stop, out = root / "stop-reader", root / "reads.jsonl"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(database), str(stop), str(out)])
+    try:
+        time.sleep(1.0)
+        run_nightly(NEXT, settings, steps=["build", "mine"])  # rewrites the marts, refreshes the file
+        time.sleep(1.0)
+    finally:
+        stop.touch()
+        reader.wait(timeout=60)
+    reads = [json.loads(line) for line in out.read_text().splitlines()]
+    errors = [r["error"] for r in reads if "error" in r]
+    assert not errors, errors[:3]
+    rows = [r["row"] for r in reads]
+    assert len(rows) >= 20
+    for values, whales, dates, value_day, whale_day, tier_day, accounts, by_tier in rows:
+        assert values == whales == by_tier and values > 1000  # every customer, in both marts
+        assert dates == 1 and value_day == whale_day == tier_day  # one night, the same in every view
+        assert accounts > 1000
+    seen = {r[3] for r in rows}
+    assert seen == {AS_OF.isoformat(), NEXT.isoformat()}  # it read before and after the switch
+
+
+def test_exports_per_owner_and_for_everyone_in_csv_and_excel(demo_night):
+    from pipelines.exports import write_exports
+
+    root, settings, _ = demo_night
+    written = write_exports(settings, NEXT)
+    folder = settings.exports_path / NEXT.isoformat()
+    with open(folder / "all_accounts.csv", newline="") as f:
+        everyone = list(csv.DictReader(f))
+    assert len(everyone) == written["all_accounts"] > 1000
+    owners = {r["owner"] for r in everyone}
+    assert len(owners) >= 5 and len(written) == len(owners) + 1
+    assert sum(n for stem, n in written.items() if stem.startswith("by_owner/")) == len(everyone)
+    for column in ("tier", "changed_since_last_run", "previous_tier", "alerts", "next_best",
+                   "next_best_because"):
+        assert column in everyone[0]
+    assert any(r["next_best"] for r in everyone) and any(r["alerts"] for r in everyone)
+    stem = next(s for s in written if s.startswith("by_owner/"))
+    book = openpyxl.load_workbook(folder / f"{stem}.xlsx", read_only=True)
+    sheet_rows = list(book["accounts"].iter_rows(values_only=True))
+    with open(folder / f"{stem}.csv", newline="") as f:
+        mine = list(csv.DictReader(f))
+    assert len(sheet_rows) == len(mine) + 1 == written[stem] + 1
+    assert [str(c) for c in sheet_rows[0]] == list(mine[0])
+    assert {r["owner"] for r in mine} == {sheet_rows[1][0]}  # one owner per file
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.fail("Chromium is not installed: run `make chromium` (Debian's chromium package)", pytrace=False)
+
+
+def test_the_run_report_opens_offline_in_headless_chromium_with_its_charts_drawn(demo_night):
+    from pipelines.report import COLOURS, write_run_report
+
+    root, settings, results = demo_night
+    path = write_run_report(settings, AS_OF, None)
+    page = path.read_text()
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
+    assert "<script" not in page  # self-contained: nothing to fetch, nothing to run
+    assert (settings.reports_path / "latest.html").read_text() == page
+
+    browser = _chromium()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+             f"--user-data-dir={root / 'chromium-profile'}"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", path.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    for chart in ("pyramid", "lorenz", "whale", "clv", "calibration", "segments", "timings"):
+        assert f'data-chart="{chart}"' in dom, chart
+    for section in ("Tier migration since the last run", "Data quality", "Step timings"):
+        assert section in dom
+    shot = root / "report.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,3000", path.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    width, height, rows = read_png(shot)
+    assert (width, height) == (1200, 3000)
+    counts = colour_counts(rows)
+    drawn = {colour: counts[colour] for colour in COLOURS[:5]}
+    assert all(n > 1000 for n in drawn.values()), drawn  # bars and curves painted in each colour
+    assert counts["#ffffff"] < 0.97 * width * height  # not a blank page
+    kept = ROOT / "benchmarks" / "out"
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, kept / "run_report_demo.png")
