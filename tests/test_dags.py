@@ -47,8 +47,8 @@ def test_dag_files_only_wire_no_work_at_import_time(path):
 
 def test_nightly_tasks_run_in_step_order(dagbag):
     dag = dagbag.dags["kam_nightly"]
-    assert [t.task_id for t in dag.topological_sort()] == ["extract", "stage", "build", "mine",
-                                                                   "publish", "maintain"]
+    assert [t.task_id for t in dag.topological_sort()] == ["extract", "stage", "validate", "build", "mine",
+                                                                   "check", "publish", "maintain"]
 
 
 def test_kam_nightly_runs_green_under_dag_test_on_the_demo_data(dagbag, demo_workspace, monkeypatch):
