@@ -245,11 +245,13 @@ def entity_suite(entity: str, settings, as_of: date) -> list[Expectation]:
     suite: list[Expectation] = []
     for name in spec.required_columns:
         suite.append(Expectation("not_null", name, MISSING_VALUE))
+    event = EVENT_DATES.get(entity)
+    # The floor guards the dates a row stands on (required ones and the event date); an odd
+    # optional date is not worth holding a row for (staging's rule: keep it, the value is what it is).
     for name, column in spec.columns.items():
-        if column.type in ("date", "timestamp"):
+        if column.type in ("date", "timestamp") and (column.required or name == event):
             low, _ = _bound(column.type, floor, upper=False)
             suite.append(Expectation("between", name, DATE_BEFORE_FLOOR, min_value=low))
-    event = EVENT_DATES.get(entity)
     if event:
         high, strict = _bound(spec.columns[event].type, as_of, upper=True)
         suite.append(Expectation("between", event, DATE_AFTER_AS_OF, max_value=high, strict_max=strict))
