@@ -317,7 +317,8 @@ class EntityQualityConfig(_Strict):
 class QualityConfig(_Strict):
     """Data quality (pipelines/quality): thresholds per entity, the date floor, Data Docs."""
 
-    defaults: EntityQualityConfig = EntityQualityConfig(max_quarantined_share=0.5, volume_min_rows=1000)
+    # Unset here and per entity: max_quarantined_share 0.5, volume_min_rows 1000, the other rules off.
+    defaults: EntityQualityConfig = EntityQualityConfig()
     entities: dict[str, EntityQualityConfig] = {}
     date_floor: date = date(1990, 1, 1)
     tier_share_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(

@@ -136,7 +136,7 @@ class Expectation:
             hi = "" if self.max_value is None else f" {'<' if self.strict_max else '<='} {self.max_value}"
             args = f"{lo}{args}{hi}"
         elif self.kind == "in_set":
-            args += " in {" + ", ".join(map(str, self.value_set)) + "}"
+            args += " in {" + ", ".join(sorted(map(str, self.value_set))) + "}"
         elif self.kind == "regex":
             args += f" ~ {self.regex}"
         elif self.kind == "in_parent":
@@ -206,20 +206,20 @@ class EntityRules:
 
 
 def entity_rules(settings, entity: str) -> EntityRules:
+    """Built-in defaults, overridden by `quality.defaults`, overridden by `quality.entities.<e>`."""
+    merged = {"max_quarantined_share": 0.5, "max_volume_change": None, "volume_min_rows": 1000,
+              "stale_after_days": None, "freshness_column": None, "allowed": None}
     cfg = getattr(settings.config, "quality", None)
-    if cfg is None:
-        return EntityRules(freshness_column=FRESHNESS.get(entity))
-    merged = cfg.defaults.model_dump()
-    override = cfg.entities.get(entity)
-    if override is not None:
-        merged.update({k: v for k, v in override.model_dump().items() if v is not None})
+    for layer in ([cfg.defaults, cfg.entities.get(entity)] if cfg is not None else []):
+        if layer is not None:
+            merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
     return EntityRules(
         max_quarantined_share=merged["max_quarantined_share"],
         max_volume_change=merged["max_volume_change"],
-        volume_min_rows=merged["volume_min_rows"] if merged["volume_min_rows"] is not None else 1000,
+        volume_min_rows=merged["volume_min_rows"],
         stale_after_days=merged["stale_after_days"],
         freshness_column=merged["freshness_column"] or FRESHNESS.get(entity),
-        allowed={k: tuple(v) for k, v in (merged.get("allowed") or {}).items()},
+        allowed={k: tuple(v) for k, v in (merged["allowed"] or {}).items()},
     )
 
 
