@@ -42,7 +42,8 @@ def bench(customers: int, keep: bool) -> dict:
                                         work, log)
             figures[step] = {"seconds": round(seconds, 2), "peak_rss_mib": round(rss)}
             print(f"  {customers:>9,} customers  {step:<10} {seconds:8.1f} s  {rss:8.0f} MiB", flush=True)
-    reports = sorted((work / "warehouse" / "quality").glob("*/validate.json"), key=lambda p: p.stat().st_mtime)
+    reports = sorted((work / "warehouse" / "quality").glob("*/validate.json"),
+                     key=lambda p: p.stat().st_mtime)
     report = json.loads(reports[-1].read_text())
     lines = report["entities"]["order_line"]
     nightly = sum(f["seconds"] for f in figures.values())
@@ -72,7 +73,8 @@ def main() -> None:
     for r in results:
         print(f"{r['customers']:>9,}  {r['order_lines_in']:>11,}  {r['nightly_seconds']:>15.1f}s  "
               f"{r['steps']['validate']['seconds']:>7.1f}s  {r['steps']['check']['seconds']:>4.1f}s  "
-              f"{r['validation_share']:>15.1%}  {r['validate_sql_seconds']:.1f}s / {r['validate_gx_seconds']:.1f}s "
+              f"{r['validation_share']:>15.1%}  "
+              f"{r['validate_sql_seconds']:.1f}s / {r['validate_gx_seconds']:.1f}s "
               f"({r['validate_in_process_seconds']:.1f}s)")
     stamp = time.strftime("%Y%m%dT%H%M%S")
     (OUT / f"validation-{stamp}.json").write_text(json.dumps(results, indent=2))

@@ -5,17 +5,18 @@ Extracts CRM, ERP and SCM into the raw layer, stages the canonical entities and 
 their expectation suites (failing rows to `quarantine_*`; stop rules fail the run here), builds the
 marts (`customer_value`, `crm_account_tier`), mines segments, their rules and cross-sell offers
 (`customer_segment`, `segment_profile`, `segment_rule`, `cross_sell_rule`, `account_next_best`),
-checks the marts' invariants (`check`), publishes changed tiers back into the CRM and, on the configured weekday, compacts and vacuums the
-warehouse. Every task is recorded in the run ledger under the Airflow run id (`kam runs`).
+checks the marts' invariants (`check`), publishes changed tiers back into the CRM and, on the
+configured weekday, compacts and vacuums the warehouse. Every task is recorded in the run ledger
+under the Airflow run id (`kam runs`).
 The run's **logical date is the as-of date**: a backfill or re-run for a date gives that date's tables.
 
 * **Owner:** kam-data-eng
 * **Config:** `$KAM_CONFIG` (or the `config` param), default `kam.yaml`; source URLs from the env.
 * **When it fails:** the failed task's log names the step, source/table and reason. A failed
   `validate` or `check` is a data-quality stop: `kam quality --run-id <run>` and `kam quarantine list`
-  show what failed, with example keys; fix the source (or the rule in kam.yaml) and clear the task. Every warehouse
-  table stays at its last good version; publish writes the CRM in one transaction. Fix the cause
-  and clear the failed task — each task is idempotent for its date. The same step runs by hand:
+  show what failed, with example keys; fix the source (or the rule in kam.yaml) and clear the task.
+  Every warehouse table stays at its last good version; publish writes the CRM in one transaction.
+  Fix the cause and clear the failed task — each task is idempotent for its date. The same step runs by hand:
   `kam <step> --as-of <logical date>`.
 """
 
@@ -26,7 +27,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import chain, dag, task
 
-STEPS = ("extract", "stage", "validate", "build", "mine", "check", "publish", "maintain")  # pipelines.nightly.STEPS order
+# pipelines.nightly.STEPS order
+STEPS = ("extract", "stage", "validate", "build", "mine", "check", "publish", "maintain")
 DEFAULT_ARGS = {"owner": "kam-data-eng", "retries": 2, "retry_delay": timedelta(minutes=5)}
 
 

@@ -149,6 +149,16 @@ def _print_summary(results: list[StepResult], settings: Settings, as_of: date, t
             for (system, method), n in matching.items():
                 match.add_row(system, method, f"{n:,}")
             console.print(match)
+    if "validate" in by_step:
+        v = by_step["validate"].details
+        held = v.get("quarantined", {})
+        console.print(
+            f"Validated {sum(1 for k in by_step['validate'].rows if k.startswith('rows_in.'))} entities "
+            f"(rows in = passed + quarantined): "
+            + (", ".join(f"{e} {n:,} held" for e, n in held.items()) or "nothing held")
+            + ". `kam quality` shows reasons and example keys."
+            + (f" Data Docs: {v['data_docs']}" if v.get("data_docs") else "")
+        )
     if "build" in by_step:
         tiers = Table(title="Customer pyramid")
         for col in ("tier", "target share", "customers", "actual share", "revenue share"):

@@ -335,7 +335,8 @@ class QualityConfig(_Strict):
                 problems.append(f"quality.entities.{name}: unknown entity; known: {', '.join(ENTITIES)}")
                 continue
             columns = ENTITIES[name].columns
-            for col in [*(rules.allowed or {}), *([rules.freshness_column] if rules.freshness_column else [])]:
+            named = [*(rules.allowed or {}), *([rules.freshness_column] if rules.freshness_column else [])]
+            for col in named:
                 if col not in columns:
                     problems.append(f"quality.entities.{name}: {col!r} is not a column of {name}; "
                                     f"known: {', '.join(columns)}")

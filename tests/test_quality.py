@@ -53,7 +53,8 @@ def _assert_nothing_lost(settings, results: dict) -> None:
     recorded = json.loads(ledger["rows"])
     for entity, mapping in settings.config.entities.items():
         extracted = results["extract"].rows[raw_table_for(entity, mapping).warehouse_name]
-        rows_in, passed, quarantined = (validated[f"{k}.{entity}"] for k in ("rows_in", "passed", "quarantined"))
+        rows_in, passed, quarantined = (validated[f"{k}.{entity}"]
+                                        for k in ("rows_in", "passed", "quarantined"))
         assert rows_in == passed + quarantined == extracted, entity
         assert warehouse.read(f"stg_{entity}").num_rows == passed, entity
         assert warehouse.read(f"quarantine_{entity}").num_rows == quarantined, entity
@@ -124,7 +125,8 @@ def test_every_kind_of_bad_row_is_held_with_its_reason_and_nothing_is_lost(tiny)
         row = next(r for r in rows if r["_reason_code"] == reason)
         assert expectation in row["_expectation"], (entity, key, row["_expectation"])
         assert row["_run_id"] == run_id
-    assert sorted(r["order_id"] for r in warehouse.read("stg_order").to_pylist()) == ["1", "2", "3", "4", "5", "6"]
+    staged_orders = sorted(r["order_id"] for r in warehouse.read("stg_order").to_pylist())
+    assert staged_orders == ["1", "2", "3", "4", "5", "6"]
     assert sorted(r["customer_id"] for r in warehouse.read("stg_customer").to_pylist()) == [
         "1000001", "1000002", "1000003", "1000004", "1000005"]
     lines = results["validate"].rows
@@ -138,7 +140,8 @@ def test_a_quarantined_share_over_the_threshold_publishes_nothing_and_leaves_crm
     config = _configure(tiny)
     run_nightly(AS_OF, config)  # a good night: marts built, CRM written
     warehouse = Warehouse(tiny / "warehouse")
-    marts_before = {t: (warehouse.version(t), warehouse.read(t).to_pylist()) for t in warehouse.tables("marts")}
+    marts_before = {t: (warehouse.version(t), warehouse.read(t).to_pylist())
+                    for t in warehouse.tables("marts")}
     with sqlite3.connect(tiny / "crm.db") as crm:
         crm_before = crm.execute("SELECT * FROM kam_account_tier ORDER BY 1").fetchall()
     # The ERP interface re-sent every order line: half of tonight's lines are copies.
@@ -147,8 +150,8 @@ def test_a_quarantined_share_over_the_threshold_publishes_nothing_and_leaves_crm
     with pytest.raises(QualityFailure) as failure:
         run_nightly(AS_OF, config)
     message = str(failure.value)
-    assert "order_line: quarantined share 66.7% (12 of 18 rows) is above quality max_quarantined_share 50.0%" \
-        in message
+    assert ("order_line: quarantined share 66.7% (12 of 18 rows) is above "
+            "quality max_quarantined_share 50.0%") in message
     assert "duplicate_key 9" in message and "kam quality --run-id" in message
     assert {t: (warehouse.version(t), warehouse.read(t).to_pylist()) for t in warehouse.tables("marts")} \
         == marts_before
@@ -178,8 +181,8 @@ def test_an_empty_source_table_stops_the_run(tiny):
                                defaults={"max_volume_change": 0.5, "volume_min_rows": 5})
     message = str(failure)
     assert isinstance(failure, QualityFailure)
-    assert "order_line: table-level: expect_table_row_count_to_be_between(>= 1 rows): 0 rows passed (0 rows in)" \
-        in message
+    assert ("order_line: table-level: expect_table_row_count_to_be_between(>= 1 rows): "
+            "0 rows passed (0 rows in)") in message
     assert "order_line: volume anomaly: 0 rows in against 9 in the last good run" in message
 
 
@@ -194,7 +197,8 @@ def test_a_volume_drop_against_the_last_good_run_stops_the_run(tiny):
 def test_a_stale_source_stops_the_run(tiny):
     config = _configure(tiny, entities={"order": {"stale_after_days": 30}})
     with pytest.raises(QualityFailure, match=r"order: stale source: the newest order_date is 2026-05-01 "
-                                             r"\(60 days before the as-of date\); quality stale_after_days is 30"):
+                                             r"\(60 days before the as-of date\); "
+                                             r"quality stale_after_days is 30"):
         run_nightly(AS_OF, config, steps=UP_TO_VALIDATE)
 
 

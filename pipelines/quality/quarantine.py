@@ -83,7 +83,8 @@ def revalidate(settings: Settings, as_of: date, entities: list[str] | None = Non
             session.expose(stg, alias="_stg")
             cols = {c for c, *_ in session.con.execute('DESCRIBE "_held"').fetchall()}
             if REASON_CODE not in cols:
-                raise RuntimeError(f"{table} has no reason codes yet: run `kam validate --as-of {as_of}` first")
+                raise RuntimeError(f"{table} has no reason codes yet: "
+                                   f"run `kam validate --as-of {as_of}` first")
             suite = entity_suite(entity, settings, as_of)
             fails = [e.failing_sql() for e in suite if e.row_level and e.kind != "in_parent"]
             for e in suite:
@@ -91,7 +92,8 @@ def revalidate(settings: Settings, as_of: date, entities: list[str] | None = Non
                     parent, pcol = e.parent
                     if warehouse.exists(parent):
                         session.expose(parent, alias=f"_p_{parent}")
-                        fails.append(f"COALESCE({q(e.columns[0])} NOT IN (SELECT {q(pcol)} FROM _p_{parent}), FALSE)")
+                        fails.append(f"COALESCE({q(e.columns[0])} NOT IN "
+                                     f"(SELECT {q(pcol)} FROM _p_{parent}), FALSE)")
             key = ", ".join(q(k) for k in ENTITIES[entity].key)
             same = " AND ".join(f"s.{q(k)} = h.{q(k)}" for k in ENTITIES[entity].key)
             codes = ", ".join(f"'{c}'" for c in sorted(RECHECKABLE))
@@ -118,9 +120,11 @@ def revalidate(settings: Settings, as_of: date, entities: list[str] | None = Non
                    "released": 0}
             if release and passing:
                 canonical = ", ".join(q(c) for c in ENTITIES[entity].columns)
-                session.con.execute(f"CREATE OR REPLACE TEMP TABLE _back AS SELECT {canonical} FROM _judged WHERE _release")
+                session.con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _back AS SELECT {canonical} FROM _judged WHERE _release")
                 warehouse.append(stg, session.con.execute("SELECT * FROM _back").to_arrow_table())
-                session.write(table, "SELECT * EXCLUDE (_recheckable, _passes, _release) FROM _judged WHERE NOT _release")
+                session.write(table, "SELECT * EXCLUDE (_recheckable, _passes, _release) "
+                                     "FROM _judged WHERE NOT _release")
                 row["released"] = passing
             out.append(row)
     return out

@@ -53,7 +53,8 @@ FRESHNESS: dict[str, str] = {
 RANGES: dict[str, list[tuple[str, float | None, float | None, bool, str]]] = {
     "customer": [("payment_terms_days", 0, 365, False, OUT_OF_RANGE),
                  ("credit_limit", 0, None, False, NEGATIVE_VALUE)],
-    "product": [("unit_cost", 0, None, False, NEGATIVE_VALUE), ("list_price", 0, None, False, NEGATIVE_VALUE)],
+    "product": [("unit_cost", 0, None, False, NEGATIVE_VALUE),
+                ("list_price", 0, None, False, NEGATIVE_VALUE)],
     "order_line": [("quantity", 0, None, True, NOT_POSITIVE), ("unit_price", 0, None, False, NEGATIVE_VALUE),
                    ("discount", 0, 1, False, OUT_OF_RANGE)],
     "shipment": [("freight_cost", 0, None, False, NEGATIVE_VALUE)],
@@ -316,7 +317,8 @@ def mart_suites(settings) -> dict[str, list[Expectation]]:
 # Staging's own reasons (pipelines/staging.py, transforms/staging/*.sql), read as the expectation
 # they enforce, so a row held by staging carries an expectation and a reason code like any other.
 _STAGING = [
-    (re.compile(r"^missing (\w+)"), lambda e, m: ("expect_column_values_to_not_be_null", m[1], MISSING_VALUE)),
+    (re.compile(r"^missing (\w+)"),
+     lambda e, m: ("expect_column_values_to_not_be_null", m[1], MISSING_VALUE)),
     (re.compile(r"^unparseable (\w+)"),
      lambda e, m: ("expect_column_values_to_be_of_type", f"{m[1]} as {_ctype(e, m[1])}", UNPARSEABLE_VALUE)),
     (re.compile(r"^duplicate of a newer row"),
@@ -334,7 +336,8 @@ _STAGING = [
     (re.compile(r"^(\w+) outside \[?([^\]]+)\]?$"),
      lambda e, m: ("expect_column_values_to_be_between", f"{m[1]} in {m[2]}", OUT_OF_RANGE)),
     (re.compile(r"^(\w+) before (\w+)$"),
-     lambda e, m: ("expect_column_pair_values_a_to_be_greater_than_b", f"{m[1]}, {m[2]}", DATES_OUT_OF_ORDER)),
+     lambda e, m: ("expect_column_pair_values_a_to_be_greater_than_b", f"{m[1]}, {m[2]}",
+                   DATES_OUT_OF_ORDER)),
 ]
 
 

@@ -143,11 +143,13 @@ def _gx_run(settings: Settings, run_id: str, step: str):
 
 
 def _gx_failures(table: str, gx_result: dict) -> list[str]:
-    return [
-        f"{table}: Great Expectations: {c['expectation']}({', '.join(f'{k}={v}' for k, v in c['kwargs'].items())})"
-        f" failed" + (f" for {c['unexpected_count']:,} rows" if c["unexpected_count"] else "")
-        for c in gx_result["checks"] if not c["success"]
-    ]
+    out = []
+    for c in gx_result["checks"]:
+        if not c["success"]:
+            args = ", ".join(f"{k}={v}" for k, v in c["kwargs"].items())
+            rows = f" for {c['unexpected_count']:,} rows" if c["unexpected_count"] else ""
+            out.append(f"{table}: Great Expectations: {c['expectation']}({args}) failed{rows}")
+    return out
 
 
 def _write_report(settings: Settings, run_id: str, step: str, report: dict) -> Path:
@@ -187,7 +189,8 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                 parent = e.parent[0].removeprefix("stg_") if e.kind == "in_parent" else None
                 if parent in rejected:
                     checks.append(e)
-                    predicates.append(f"COALESCE({q(e.columns[0])} IN (SELECT k FROM {rejected[parent]}), FALSE)")
+                    predicates.append(
+                        f"COALESCE({q(e.columns[0])} IN (SELECT k FROM {rejected[parent]}), FALSE)")
             first = ("CASE " + " ".join(f"WHEN {p} THEN {i}" for i, p in enumerate(predicates)) + " END"
                      if predicates else "CAST(NULL AS INTEGER)")
             _register_checks(session, f"_checks_{entity}", checks)
@@ -206,7 +209,8 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                 parts.append(_annotate_held(session, entity, run_id))
             parts.append(
                 f"SELECT f.* EXCLUDE (_check), c.{REJECT}, CAST(NULL AS VARCHAR) AS _nulled, "
-                f"getvariable('as_of') AS as_of_date, '{run_id}' AS {RUN_ID}, c.{EXPECTATION}, c.{REASON_CODE} "
+                f"getvariable('as_of') AS as_of_date, '{run_id}' AS {RUN_ID}, "
+                f"c.{EXPECTATION}, c.{REASON_CODE} "
                 f'FROM "_failed_{entity}" f JOIN "_checks_{entity}" c USING (_check)'
             )
             held = session.materialize(f"_quarantine_{entity}", " UNION ALL BY NAME ".join(parts))
@@ -215,7 +219,8 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                 # The Delta overwrite is one commit: readers see last version or this one.
                 session.write(stg, f'SELECT * FROM "_passed_{entity}"')
                 session.expose(stg, alias=f"_in_{entity}")
-                session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_passed_{entity}" AS SELECT * FROM _in_{entity}')
+                session.con.execute(
+                    f'CREATE OR REPLACE TEMP VIEW "_passed_{entity}" AS SELECT * FROM _in_{entity}')
                 key = ENTITIES[entity].key
                 if len(key) == 1 and any(p == entity for fks in FOREIGN_KEYS.values() for _, p, _ in fks):
                     session.materialize(f"_rejected_{entity}",
@@ -260,8 +265,8 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
             if (rules.max_volume_change is not None and volume is not None
                     and previous >= rules.volume_min_rows and abs(volume) > rules.max_volume_change):
                 entity_failures.append(
-                    f"{entity}: volume anomaly: {rows_in:,} rows in against {previous:,} in the last good run "
-                    f"{last_good['run_id']} ({volume:+.1%}); quality max_volume_change is "
+                    f"{entity}: volume anomaly: {rows_in:,} rows in against {previous:,} in the last "
+                    f"good run {last_good['run_id']} ({volume:+.1%}); quality max_volume_change is "
                     f"±{rules.max_volume_change:.0%}")
             newest = None
             if rules.stale_after_days is not None and rules.freshness_column:
@@ -269,10 +274,11 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                     f"SELECT CAST(max({q(rules.freshness_column)}) AS DATE) FROM _in_{entity}").fetchone()[0]
                 age = (as_of - newest).days if newest else None
                 if age is None or age > rules.stale_after_days:
-                    seen = f"the newest {rules.freshness_column} is {newest} ({age} days before the as-of date)" \
-                        if newest else f"no row has a {rules.freshness_column}"
-                    entity_failures.append(
-                        f"{entity}: stale source: {seen}; quality stale_after_days is {rules.stale_after_days}")
+                    column = rules.freshness_column
+                    seen = (f"the newest {column} is {newest} ({age} days before the as-of date)"
+                            if newest else f"no row has a {column}")
+                    entity_failures.append(f"{entity}: stale source: {seen}; "
+                                           f"quality stale_after_days is {rules.stale_after_days}")
             sql_seconds += time.perf_counter() - t0
 
             gx_result = None
@@ -352,9 +358,11 @@ def check(settings: Settings, as_of: date, *, run_id: str | None = None,
                 if e.kind == "unique":
                     n, examples = _duplicate_keys(session, table, e.columns)
                 else:
-                    label = " || '/' || ".join(f"COALESCE(CAST({q(c)} AS VARCHAR), 'NULL')" for c in e.columns)
+                    label = " || '/' || ".join(
+                        f"COALESCE(CAST({q(c)} AS VARCHAR), 'NULL')" for c in e.columns)
                     n, examples = session.con.execute(
-                        f"SELECT count(*), list({label})[1:{EXAMPLES}] FROM {q(table)} WHERE {e.failing_sql()}"
+                        f"SELECT count(*), list({label})[1:{EXAMPLES}] "
+                        f"FROM {q(table)} WHERE {e.failing_sql()}"
                     ).fetchone()
                 if n:
                     table_failures.append(f"{table}: {e.name} fails for {n:,} rows, e.g. {examples}")
@@ -368,7 +376,8 @@ def check(settings: Settings, as_of: date, *, run_id: str | None = None,
                 if not table_failures:
                     table_failures += _gx_failures(table, gx_result)
             failures += table_failures
-            report["marts"][table] = {"rows": rows, "failures": table_failures, "great_expectations": gx_result}
+            report["marts"][table] = {"rows": rows, "failures": table_failures,
+                                      "great_expectations": gx_result}
             if on_table:
                 on_table(table, rows)
     if gx is not None:
@@ -403,5 +412,6 @@ def _tier_invariants(session: Session, settings: Settings, rows: int, tolerance:
         if abs(actual - level.share) > tolerance + (1 / rows if rows else 0):
             problems.append(
                 f"customer_value: tier {level.name!r} holds {actual:.2%} of customers, configured "
-                f"{level.share:.2%} (quality.tier_share_tolerance {tolerance:.0%}; kam_tier_shares_match_config)")
+                f"{level.share:.2%} (quality.tier_share_tolerance {tolerance:.0%}; "
+                "kam_tier_shares_match_config)")
     return problems
