@@ -322,3 +322,17 @@ def test_the_demo_generators_planted_faults_are_held_with_their_reasons(demo_wor
     for (entity, code), (rows, exact) in planted.items():
         held_rows = codes.get((entity, code), 0)
         assert held_rows == rows if exact else held_rows >= rows, (entity, code, held_rows, rows)
+
+
+def test_a_row_corrected_in_the_source_passes_on_the_next_night(tiny):
+    with sqlite3.connect(tiny / "erp.db") as erp:
+        erp.execute("INSERT INTO sales_orders VALUES (11, '1000002', '20260310', 'SHIPPED')")
+    config = _configure(tiny, entities={"order": {"allowed": {"status": ["INVOICED", "CANCELLED"]}}})
+    first = {r.step: r for r in run_nightly(AS_OF, config, steps=UP_TO_VALIDATE)}
+    assert first["validate"].rows["quarantined.order"] == 5
+    with sqlite3.connect(tiny / "erp.db") as erp:
+        erp.execute("UPDATE sales_orders SET status = 'INVOICED' WHERE order_no = 11")
+    second = {r.step: r for r in run_nightly(AS_OF, config, steps=UP_TO_VALIDATE)}
+    assert (second["validate"].rows["passed.order"], second["validate"].rows["quarantined.order"]) == (7, 4)
+    warehouse = Warehouse(tiny / "warehouse")
+    assert "11" not in {r["order_id"] for r in warehouse.read("quarantine_order").to_pylist()}
