@@ -324,7 +324,7 @@ class QualityConfig(_Strict):
     tier_share_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
         0.05, description="largest gap allowed between a tier's share of customers and its configured share")
     gx_rows: Annotated[int, Field(ge=0)] = Field(
-        200_000, description="Great Expectations (Data Docs) runs on at most this many rows per table")
+        50_000, description="Great Expectations (Data Docs) runs on at most this many rows per table")
     data_docs: bool = True
 
     @model_validator(mode="after")
