@@ -135,8 +135,23 @@ def bench(size: int) -> dict:
         figures["incremental_vs_full"] = round(inc_s / full_s, 3)
         print(f"  {size:>9,}  incremental night {inc_s:.1f} s ({inc_s / full_s:.1%} of full), "
               f"peak {inc_rss:,.0f} MiB; changes: {touched}", flush=True)
+        figures["step_seconds"] = step_seconds(settings)
+        for night, steps in figures["step_seconds"].items():
+            timing = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
+            print(f"  {size:>9,}  {night}: {timing}", flush=True)
     shutil.rmtree(work, ignore_errors=True)
     return figures
+
+
+def step_seconds(settings) -> dict[str, dict[str, float]]:
+    """Seconds per step of each night, from the run ledger (in-process time, no start-up)."""
+    from pipelines.ledger import runs
+
+    nights: dict[str, dict[str, float]] = {}
+    for row in sorted(runs(Warehouse(settings.warehouse_path)), key=lambda r: r["started_at"]):
+        if row["status"] == "success":
+            nights.setdefault(str(row["as_of"]), {})[row["step"]] = round(row["seconds"] or 0, 1)
+    return nights
 
 
 def main() -> None:

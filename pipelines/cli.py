@@ -187,7 +187,8 @@ def _print_summary(results: list[StepResult], settings: Settings, as_of: date, t
 
 full_refresh_option = click.option(
     "--full-refresh", is_flag=True, default=False,
-    help="Read every source table in full tonight instead of only what changed.",
+    help="Extract: read every source table in full tonight; stage: re-check every row instead of "
+         "merging only what changed.",
 )
 
 
@@ -222,7 +223,7 @@ def _step_command(step: str) -> None:
     def command(as_of: date, config: str | None, **options) -> None:
         _run([step], config, as_of, **options)
 
-    if step == "extract":
+    if step in ("extract", "stage"):
         full_refresh_option(command)
     if step == "maintain":
         click.option("--force", is_flag=True, default=False,

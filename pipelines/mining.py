@@ -76,14 +76,16 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
     run_id = run_id or f"mine-{as_of.isoformat()}"
     warehouse = Warehouse(settings.warehouse_path)
     result = StepResult("mine")
-    with Session(warehouse, as_of) as session:
+    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         _expose_inputs(session, settings)
         session.materialize("customer_features", sql_file("marts", "customer_features"))
         feature_table = session.con.execute(
             "SELECT * FROM customer_features ORDER BY customer_id").to_arrow_table()
         features = feature_table.to_pandas()
         labels = _labels(session, settings)
-        lines = session.con.execute(sql_file("marts", "customer_product_lines")).df()
+        # dictionary-encoded: a million customers' baskets as categoricals, not Python strings
+        baskets = session.con.execute(sql_file("marts", "customer_product_lines")).to_arrow_table()
+        lines = pa.table({c: pc.dictionary_encode(baskets[c]) for c in baskets.column_names}).to_pandas()
     timings = {}
 
     tick = time.perf_counter()

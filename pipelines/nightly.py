@@ -49,7 +49,7 @@ STEP_HELP = {
 }
 
 # Options a step takes beyond (settings, as_of); anything else given to run_step is not passed on.
-_STEP_OPTIONS = {"extract": {"full_refresh", "on_table"}, "stage": {"on_table"},
+_STEP_OPTIONS = {"extract": {"full_refresh", "on_table"}, "stage": {"full_refresh", "on_table"},
                  "build": {"on_table"}, "mine": {"on_table"}, "maintain": {"force"},
                  "validate": {"on_table"}, "check": {"on_table"}}
 

@@ -8,10 +8,15 @@ either in `stg_<entity>` or in `quarantine_<entity>` with the reason. Nothing is
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import date
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines import stage_state
 from pipelines.batches import known_on, snapshot
 from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES, build_order
 from pipelines.config import ColumnSource, ConfigError, EntityMapping, Settings
@@ -202,38 +207,142 @@ def _check_mapped_columns(settings: Settings, entity: str, mapping: EntityMappin
         )
 
 
-def stage(settings: Settings, as_of: date, *,
+def _typed_keys(entity: str, mapping: EntityMapping) -> list[str] | None:
+    """The canonical key as typed from the raw columns (the identity staging de-duplicates on)."""
+    exprs = []
+    for name in ENTITIES[entity].key:
+        src = mapping.columns.get(name)
+        if src is None:
+            return None
+        exprs.append(_typed_expr(_source_expr(src), ENTITIES[entity].columns[name].type, src.format))
+    return exprs
+
+
+def _stage_full(session: Session, entity: str, checked_sql: str) -> None:
+    """Check every row of the snapshot; `stg_<entity>` stays in the session for the children."""
+    session.materialize(f"_checked_{entity}", checked_sql)
+    columns = ", ".join(_q(c) for c in ENTITIES[entity].columns)
+    session.materialize(f"stg_{entity}", f"SELECT {columns} FROM _checked_{entity} WHERE {REJECT} IS NULL")
+    session.write(f"stg_{entity}", f"SELECT * FROM stg_{entity}")
+    session.write(f"quarantine_{entity}", f"SELECT *, getvariable('as_of') AS as_of_date FROM "
+                                          f"_checked_{entity} WHERE {REJECT} IS NOT NULL")
+
+
+def _stage_increment(session: Session, entity: str, mapping: EntityMapping, raw: str, new_batches: list,
+                     staged: set[str], incremental_parents: set[str]) -> None:
+    """Re-check only the keys that can have changed and merge them into the staged tables by key.
+
+    A key can change when a new batch brings a row for it, when it is held in quarantine (every
+    held row is re-checked: its parent may have arrived, a date that was in the future may no
+    longer be), or when a parent it references left staging tonight. For those keys every row of
+    the snapshot is checked exactly as a full rebuild would check it (de-duplication is per key,
+    every rule is per row), so the merged tables equal a full rebuild's; rows without a key are
+    always re-read (they can only be quarantined, and a re-read may supersede them).
+    """
+    spec = ENTITIES[entity]
+    typed = _typed_keys(entity, mapping)
+    keys = [_q(k) for k in spec.key]
+    knames = [f"_k{i}" for i in range(len(keys))]
+
+    def keyed(table: str, exprs: list[str]) -> str:
+        """`exprs` (one per key column) name a key listed in `table`."""
+        same = " AND ".join(f"k.{k} = {e}" for k, e in zip(knames, exprs, strict=True))
+        return f'EXISTS (SELECT 1 FROM "{table}" k WHERE {same})'
+
+    session.expose(f"stg_{entity}", alias=f"_old_stg_{entity}")
+    session.expose(f"quarantine_{entity}", alias=f"_old_q_{entity}")
+    as_keys = ", ".join(f"{c} AS {k}" for c, k in zip(keys, knames, strict=True))
+    sources = [f'SELECT {as_keys} FROM "_old_q_{entity}"']
+    if new_batches:
+        dates = ", ".join(sorted({f"'{b.extract_date}'" for b in new_batches}))
+        ids = ", ".join(f"'{b.batch_id}'" for b in new_batches)
+        session.expose(raw_table_for(entity, mapping).warehouse_name, alias=f"_new_{entity}",
+                       row_filter=f"{EXTRACT_DATE} IN ({dates}) AND {BATCH_ID} IN ({ids})")
+        typed_as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
+        sources.append(f'SELECT {typed_as_keys} FROM "_new_{entity}"')
+    for col, parent, _ in FOREIGN_KEYS.get(entity, []):
+        if parent in incremental_parents:
+            sources.append(f'SELECT {as_keys} FROM "_old_stg_{entity}" '
+                           f'WHERE {_q(col)} IN (SELECT _k0 FROM "_removed_{parent}")')
+    not_null = " AND ".join(f"{k} IS NOT NULL" for k in knames)
+    union = " UNION ".join(f"({s})" for s in sources)
+    session.materialize(f"_keys_{entity}", f"SELECT * FROM ({union}) WHERE {not_null}")
+
+    keyless = " OR ".join(f"({t}) IS NULL" for t in typed)
+    session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_pulled_{entity}" AS SELECT * FROM "{raw}" '
+                        f'WHERE {keyless} OR {keyed(f"_keys_{entity}", typed)}')
+    checked = checked_entity_sql(entity, mapping, f"_pulled_{entity}", staged)
+    session.materialize(f"_checked_{entity}", checked)
+    # Keys that were staged and are not any more: the children that reference them are re-checked.
+    staged_before = " AND ".join(f"o.{c} = r.{k}" for c, k in zip(keys, knames, strict=True))
+    still_good = " AND ".join(f"g.{c} = r.{k}" for c, k in zip(keys, knames, strict=True))
+    session.materialize(f"_removed_{entity}", f"""
+        SELECT * FROM "_keys_{entity}" r
+        WHERE EXISTS (SELECT 1 FROM "_old_stg_{entity}" o WHERE {staged_before})
+          AND NOT EXISTS (SELECT 1 FROM "_checked_{entity}" g WHERE g.{REJECT} IS NULL AND {still_good})""")
+    columns = ", ".join(_q(c) for c in spec.columns)
+    kept = f'NOT {keyed(f"_keys_{entity}", [f"o.{c}" for c in keys])}'
+    session.write(f"stg_{entity}", f'SELECT {columns} FROM "_old_stg_{entity}" o WHERE {kept} UNION ALL '
+                                   f"SELECT {columns} FROM _checked_{entity} WHERE {REJECT} IS NULL")
+    with_key = " AND ".join(f"o.{c} IS NOT NULL" for c in keys)
+    session.write(
+        f"quarantine_{entity}",
+        f"SELECT * REPLACE (getvariable('as_of') AS as_of_date) FROM \"_old_q_{entity}\" o "
+        f"WHERE {with_key} AND {kept} "
+        f"UNION ALL BY NAME SELECT *, getvariable('as_of') AS as_of_date FROM _checked_{entity} "
+        f"WHERE {REJECT} IS NOT NULL",
+    )
+    session.expose(f"stg_{entity}")  # the merged table, for the children's foreign-key checks
+
+
+def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
           on_table: Callable[[str, int], None] | None = None) -> StepResult:
-    """Build every stg_* and quarantine_* table, then the cross-system customer xref."""
+    """Build every stg_* and quarantine_* table, then the cross-system customer xref.
+
+    An entity whose staged tables were built from an earlier part of tonight's snapshot is merged
+    incrementally (see `_stage_increment`); otherwise, or with `full_refresh`, it is rebuilt."""
     started = time.perf_counter()
     warehouse = Warehouse(settings.warehouse_path)
     result = StepResult("stage")
     mapped = settings.mapped_entities
+    previous = {} if full_refresh else stage_state.load(warehouse)
+    states: list[stage_state.StagedFrom] = []
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         staged: set[str] = set()
+        incremental: set[str] = set()
         for entity in build_order(mapped):
             mapping = settings.config.entities[entity]
+            raw_name = raw_table_for(entity, mapping).warehouse_name
+            snap = snapshot(known_on(warehouse, raw_name, as_of))
             raw = expose_snapshot(session, entity, mapping, as_of)
             available = [c[0] for c in session.con.execute(f'DESCRIBE "{raw}"').fetchall()]
             _check_mapped_columns(settings, entity, mapping, raw, available)
-            session.materialize(f"_checked_{entity}", checked_entity_sql(entity, mapping, raw, staged))
-            columns = ", ".join(_q(c) for c in ENTITIES[entity].columns)
-            good = session.materialize(
-                f"stg_{entity}", f"SELECT {columns} FROM _checked_{entity} WHERE {REJECT} IS NULL"
-            )
-            bad_sql = (
-                f"SELECT *, getvariable('as_of') AS as_of_date FROM _checked_{entity} "
-                f"WHERE {REJECT} IS NOT NULL"
-            )
-            session.write(f"stg_{entity}", f"SELECT * FROM stg_{entity}")
-            session.write(f"quarantine_{entity}", bad_sql)
-            bad = session.count(f"_checked_{entity}") - good
+            checked_sql = checked_entity_sql(entity, mapping, "{raw}", staged)
+            parents = {p for _, p, _ in FOREIGN_KEYS.get(entity, []) if p in staged}
+            new_batches = stage_state.new_increments(previous.get(entity), snap, as_of, checked_sql,
+                                                     warehouse)
+            if new_batches is not None and parents <= incremental and _typed_keys(entity, mapping):
+                _stage_increment(session, entity, mapping, raw, new_batches, staged, incremental & parents)
+                incremental.add(entity)
+            else:
+                _stage_full(session, entity, checked_entity_sql(entity, mapping, raw, staged))
+            good = _rows(warehouse, f"stg_{entity}")
+            bad = _rows(warehouse, f"quarantine_{entity}")
             nulled = session.con.execute(
                 f"SELECT count(*) FROM _checked_{entity} WHERE {REJECT} IS NULL AND _nulled IS NOT NULL"
             ).fetchone()[0]
             if nulled:
                 result.details.setdefault("nulled", {})[entity] = nulled
             session.con.execute(f"DROP TABLE _checked_{entity}")
+            states.append(stage_state.StagedFrom(
+                entity=entity, as_of=as_of.isoformat(), recipe=stage_state.recipe(checked_sql),
+                full_batch=snap.data[0].batch_id, keys_batch=snap.keys.batch_id if snap.keys else None,
+                batches=json.dumps(sorted(b.batch_id for b in snap.data[1:])),
+                stg_version=warehouse.version(f"stg_{entity}"),
+                quarantine_version=warehouse.version(f"quarantine_{entity}"),
+            ))
+            how = "incremental" if entity in incremental else "full"
+            result.details.setdefault("staged", {})[entity] = how
             staged.add(entity)
             result.rows[f"stg_{entity}"] = good
             result.rows[f"quarantine_{entity}"] = bad
@@ -246,6 +355,7 @@ def stage(settings: Settings, as_of: date, *,
                 session.materialize(f"stg_{entity}", empty_entity_sql(entity))
         n = session.materialize("stg_customer_xref", sql_file("staging", "stg_customer_xref"))
         session.write("stg_customer_xref", "SELECT * FROM stg_customer_xref ORDER BY system, source_key")
+        stage_state.save(warehouse, states)
         result.rows["stg_customer_xref"] = n
         matching = session.con.execute(
             "SELECT system, match_method, count(*) FROM stg_customer_xref GROUP BY ALL ORDER BY ALL"
@@ -255,3 +365,9 @@ def stage(settings: Settings, as_of: date, *,
             on_table("stg_customer_xref", n)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _rows(warehouse: Warehouse, table: str) -> int:
+    """Rows of a table's current version, from the Delta log (no data read)."""
+    actions = pa.table(warehouse.table(table).get_add_actions(flatten=True))
+    return int(pc.sum(actions.column("num_records")).as_py() or 0)

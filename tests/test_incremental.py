@@ -45,6 +45,7 @@ def test_an_incremental_night_reads_little_and_stages_what_a_full_refresh_stages
     night = {r.step: r for r in run_nightly(d2, settings, steps=BUILD)}
     kinds = night["extract"].details["kinds"]
     assert set(kinds.values()) == {"incremental"}, kinds
+    assert set(night["stage"].details["staged"].values()) == {"incremental"}
     lines_full = full_night["extract"].rows["raw_erp__sales_order_lines"]
     lines_inc = night["extract"].rows["raw_erp__sales_order_lines"]
     changed = touched["erp.sales_order_lines"] + touched["erp.sales_order_lines (new)"]
@@ -62,6 +63,7 @@ def test_an_incremental_night_reads_little_and_stages_what_a_full_refresh_stages
                     fresh_settings.warehouse_path / "meta" / "kam_tier_state")
     results = run_nightly(d2, fresh_settings, steps=BUILD)
     assert set(results[0].details["kinds"].values()) == {"full"}
+    assert set(results[1].details["staged"].values()) == {"full"}
     incremental = _derived(Warehouse(settings.warehouse_path))
     full = _derived(Warehouse(fresh_settings.warehouse_path))
     assert incremental.keys() == full.keys()
@@ -172,6 +174,53 @@ def test_deleted_source_rows_leave_staging_on_the_reconciliation_night(demo_work
     ]
     assert result.details["kinds"]["raw_crm__cases"] == "incremental"
     assert not set(gone) & staged_cases()
+
+
+def _staging(warehouse: Warehouse) -> dict[str, list]:
+    return {t: sorted(map(repr, warehouse.read(t).to_pylist())) for t in warehouse.tables("staging")}
+
+
+def test_incremental_staging_follows_parents_that_leave_and_arrive(demo_workspace, tmp_path):
+    """Children are re-checked when their parent changes, though the children themselves did not:
+    lines of an order that turned bad leave staging, and lines held back as orphans come in
+    when their order arrives. Afterwards staging equals a full rebuild from the same batches."""
+    settings = load_config(demo_workspace.config)
+    run_nightly(D1, settings, steps=["extract", "stage"])
+    warehouse = Warehouse(settings.warehouse_path)
+    held = warehouse.read("quarantine_order_line").to_pylist()
+    orphans = {r["order_id"] for r in held if r["_reject_reason"] == "unknown order_id"}
+    assert orphans, "the demo plants lines without an order"
+    lines = warehouse.read("stg_order_line", ["order_id"]).column("order_id").to_pylist()
+    spoiled = sorted(set(lines))[:3]
+    d2 = D1 + timedelta(days=1)
+    stamp = d2.strftime("%Y%m%d")
+    with sqlite3.connect(demo_workspace.root / "demo" / "erp.db") as erp:
+        template = erp.execute("SELECT * FROM sales_orders WHERE order_no IS NOT NULL LIMIT 1").fetchone()
+        columns = [c[1] for c in erp.execute("PRAGMA table_info(sales_orders)")]
+        for order_id in orphans:  # the order the orphan lines were waiting for arrives tonight
+            row = dict(zip(columns, template, strict=True)) | {"order_no": order_id, "changed_on": stamp}
+            erp.execute(f"INSERT INTO sales_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                        list(row.values()))
+        erp.executemany("UPDATE sales_orders SET order_date = '20990101', changed_on = ? WHERE order_no = ?",
+                        [(stamp, k) for k in spoiled])  # and three orders turn bad (a future date)
+
+    result = run_nightly(d2, settings, steps=["extract", "stage"])[1]
+    assert result.details["staged"]["order"] == result.details["staged"]["order_line"] == "incremental"
+    staged_orders = set(warehouse.read("stg_order_line", ["order_id"]).column("order_id").to_pylist())
+    assert orphans <= staged_orders
+    assert not set(spoiled) & staged_orders
+    held = warehouse.read("quarantine_order_line").to_pylist()
+    assert {r["order_id"] for r in held if r["_reject_reason"] == "unknown order_id"} >= set(spoiled)
+
+    # The same raw batches staged from scratch give the same tables.
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(settings.warehouse_path, rebuilt / "warehouse")
+    shutil.copy(demo_workspace.config, rebuilt / "kam.yaml")
+    shutil.copytree(demo_workspace.root / "demo", rebuilt / "demo")
+    rebuilt_settings = load_config(rebuilt / "kam.yaml")
+    again = run_step("stage", d2, rebuilt_settings, full_refresh=True)
+    assert set(again.details["staged"].values()) == {"full"}
+    assert _staging(warehouse) == _staging(Warehouse(rebuilt_settings.warehouse_path))
 
 
 # ------------------------------------------------------------------------------ schema drift

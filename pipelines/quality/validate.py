@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
 
+from pipelines import stage_state
 from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES, build_order
 from pipelines.config import Settings
 from pipelines.duckdb_session import Session
@@ -174,6 +176,11 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
     last_rows = json.loads(last_good["rows"]) if last_good else {}
     gx = _gx_run(settings, run_id, "validate")
     sql_seconds = 0.0
+    # Staging records the versions of the tables it built, to stage the next night incrementally;
+    # the rows this step moves stay consistent with that (held keys are re-checked by staging each
+    # night), so the record follows this step's commits instead of forcing a full rebuild.
+    staged_from = stage_state.load(warehouse)
+    state_moved = False
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         rejected: dict[str, str] = {}  # entity -> temp table of its keys held by this step
         for entity in build_order(settings.mapped_entities):
@@ -215,6 +222,7 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                 f'FROM "_failed_{entity}" f JOIN "_checks_{entity}" c USING (_check)'
             )
             held = session.materialize(f"_quarantine_{entity}", " UNION ALL BY NAME ".join(parts))
+            before = (warehouse.version(stg), warehouse.version(quarantine))
             session.write(quarantine, f'SELECT * FROM "_quarantine_{entity}"')
             if failed:
                 # The Delta overwrite is one commit: readers see last version or this one.
@@ -227,6 +235,11 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                     session.materialize(f"_rejected_{entity}",
                                         f'SELECT DISTINCT {q(key[0])} AS k FROM "_failed_{entity}"')
                     rejected[entity] = f"_rejected_{entity}"
+            recorded = staged_from.get(entity)
+            if recorded is not None and (recorded.stg_version, recorded.quarantine_version) == before:
+                staged_from[entity] = replace(recorded, stg_version=warehouse.version(stg),
+                                              quarantine_version=warehouse.version(quarantine))
+                state_moved = True
             passed = staged - failed
             quarantined = held  # staging's held rows and this step's
             rows_in = passed + quarantined
@@ -303,6 +316,8 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
             }
             if on_table:
                 on_table(stg, passed)
+    if state_moved:
+        stage_state.save(warehouse, list(staged_from.values()))
     if gx is not None:
         gx.build()
     result.seconds = time.perf_counter() - started

@@ -1,0 +1,77 @@
+"""What each staged entity was built from (`kam_stage_state`), so the next night re-checks only
+what changed instead of the whole history.
+
+A night may stage an entity incrementally only when tonight's snapshot extends the one its
+staged tables were built from: the same full batch and key reconciliation, the same checking SQL
+(mapping, rules, parents), an as-of date not earlier, and the staged tables still at the versions
+recorded here. Anything else — a full refresh, a replay of an earlier night, a changed mapping, a
+crash between a table's commit and this record's — falls back to a full rebuild, which is always
+correct; the incremental path is only ever an optimisation of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import date
+
+import pyarrow as pa
+
+from pipelines.batches import Snapshot
+from pipelines.warehouse import Warehouse
+
+STATE_TABLE = "kam_stage_state"
+
+
+@dataclass(frozen=True)
+class StagedFrom:
+    entity: str
+    as_of: str
+    recipe: str
+    full_batch: str
+    keys_batch: str | None
+    batches: str  # JSON list of the increment batch ids already staged
+    stg_version: int
+    quarantine_version: int
+
+    @property
+    def increment_ids(self) -> set[str]:
+        return set(json.loads(self.batches))
+
+
+def recipe(sql: str) -> str:
+    """A fingerprint of the SQL that checks an entity: a change to it invalidates what was staged."""
+    return hashlib.sha256(sql.encode()).hexdigest()[:16]
+
+
+def load(warehouse: Warehouse) -> dict[str, StagedFrom]:
+    if not warehouse.exists(STATE_TABLE):
+        return {}
+    return {row["entity"]: StagedFrom(**row) for row in warehouse.read(STATE_TABLE).to_pylist()}
+
+
+def save(warehouse: Warehouse, states: list[StagedFrom]) -> None:
+    """Replace the whole record in one commit, written after every staged table it describes."""
+    warehouse.write(STATE_TABLE, pa.Table.from_pylist([asdict(s) for s in states]))
+
+
+def new_increments(previous: StagedFrom | None, snap: Snapshot, as_of: date, sql: str,
+                   warehouse: Warehouse) -> list | None:
+    """The increment batches to add to what is staged, or None when the entity must be rebuilt."""
+    if previous is None or previous.as_of > as_of.isoformat() or previous.recipe != recipe(sql):
+        return None
+    if snap.data[0].batch_id != previous.full_batch:
+        return None
+    if (snap.keys.batch_id if snap.keys else None) != previous.keys_batch:
+        return None
+    staged = previous.increment_ids
+    ids = {b.batch_id for b in snap.data[1:]}
+    if not staged <= ids:  # a staged batch is no longer in tonight's snapshot
+        return None
+    entity = previous.entity
+    if (warehouse.version(f"stg_{entity}"), warehouse.version(f"quarantine_{entity}")) != (
+        previous.stg_version, previous.quarantine_version
+    ):
+        return None
+    return [b for b in snap.data[1:] if b.batch_id not in staged]
