@@ -21,6 +21,10 @@ Each task declares the warehouse tables it writes as Assets (`kam://warehouse/<l
   retry with exponential backoff. Every warehouse table stays at its last good version; publish writes
   the CRM in one transaction. Fix the cause and clear the failed task — each task is idempotent for
   its date. The same step runs by hand: `kam <step> --as-of <logical date>`. Runbook: docs/runbook.md.
+* **Data-quality stops:** a failed `validate` (staged entities against their expectation suites) or
+  `check` (the marts' invariants) stops the night before publish: `kam quality --run-id <run>` and
+  `kam quarantine list` show what failed, with example keys; fix the source (or the rule in
+  kam.yaml) and clear the task.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ OWNER = "kam-data-eng"
 IO_RETRY = {"retries": 3, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=20)}
 IO_STEPS = {"extract", "publish"}
-TIMEOUTS = {"extract": timedelta(hours=1), "stage": timedelta(hours=1), "validate": timedelta(hours=1),
+TIMEOUTS = {"extract": timedelta(hours=1), "stage": timedelta(hours=1), "validate": timedelta(hours=1), "check": timedelta(hours=1),
             "build": timedelta(hours=2), "mine": timedelta(hours=2), "publish": timedelta(minutes=30),
             "maintain": timedelta(hours=1)}
 DEFAULT_TIMEOUT = timedelta(hours=2)

@@ -150,6 +150,16 @@ def _print_summary(results: list[StepResult], settings: Settings, as_of: date, t
             for (system, method), n in matching.items():
                 match.add_row(system, method, f"{n:,}")
             console.print(match)
+    if "validate" in by_step:
+        v = by_step["validate"].details
+        held = v.get("quarantined", {})
+        console.print(
+            f"Validated {sum(1 for k in by_step['validate'].rows if k.startswith('rows_in.'))} entities "
+            f"(rows in = passed + quarantined): "
+            + (", ".join(f"{e} {n:,} held" for e, n in held.items()) or "nothing held")
+            + ". `kam quality` shows reasons and example keys."
+            + (f" Data Docs: {v['data_docs']}" if v.get("data_docs") else "")
+        )
     if "build" in by_step:
         tiers = Table(title="Customer pyramid")
         for col in ("tier", "target share", "customers", "actual share", "revenue share"):
@@ -377,6 +387,108 @@ def tables(config: str | None) -> None:
         rows = pa.compute.sum(actions.column("num_records")).as_py() or 0
         table.add_row(layer_of(name), name, str(dt.version()), f"{rows:,}")
     console.print(table)
+
+
+@main.command("quality")
+@config_option
+@click.option("--run-id", default=None, help="The run to report (default: the latest validated run).")
+@click.option("--top", default=3, show_default=True, help="Reasons shown per entity.")
+def quality_command(config: str | None, run_id: str | None, top: int) -> None:
+    """A run's data quality: per entity rows in, passed and quarantined, failed checks, top reasons."""
+    from pipelines.quality.quarantine import docs_index, latest_run_with_report, report
+
+    settings = _settings(config)
+    run_id = run_id or latest_run_with_report(settings)
+    if run_id is None:
+        raise click.ClickException("no validated run yet: run `kam validate --as-of <date>` (or `kam run`)")
+    try:
+        found = report(settings, run_id)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    validated = found.get("validate")
+    status = {step: r["status"] for step, r in found["ledger"].items()}
+    console.print(f"Run [bold]{run_id}[/] (as of {(validated or found['check'])['as_of']}): "
+                  + ", ".join(f"{s} {v}" for s, v in status.items()))
+    if validated:
+        table = Table(title="Entities: rows in = passed + quarantined")
+        for col in ("entity", "rows in", "passed", "quarantined", "share", "checks"):
+            table.add_column(col, justify="left" if col in ("entity", "checks") else "right")
+        for entity, r in validated["entities"].items():
+            table.add_row(entity, f"{r['rows_in']:,}", f"{r['passed']:,}", f"{r['quarantined']:,}",
+                          f"{r['quarantined_share']:.2%}",
+                          "[red]failed[/]" if r["failures"] else "[green]ok[/]")
+        console.print(table)
+        reasons = Table(title=f"Top {top} reasons per entity (example keys)")
+        for col in ("entity", "reason", "rows", "expectation", "examples"):
+            reasons.add_column(col, justify="right" if col == "rows" else "left")
+        for entity, r in validated["entities"].items():
+            for item in r["reasons"][:top]:
+                reasons.add_row(entity, item["reason_code"], f"{item['rows']:,}", item["expectation"],
+                                ", ".join(map(str, item["examples"])))
+        console.print(reasons)
+    failures = (validated or {}).get("failures", []) + found.get("check", {}).get("failures", [])
+    for failure in failures:
+        console.print(f"[red]failed:[/] {failure}")
+    if "check" in found:
+        marts = ", ".join(f"{t} {m['rows']:,} rows {'failed' if m['failures'] else 'ok'}"
+                          for t, m in found["check"]["marts"].items())
+        console.print(f"Marts: {marts}")
+    for step in ("validate", "check"):
+        index = docs_index(settings, run_id, step)
+        if index.exists():
+            console.print(f"Data Docs ({step}): {index}")
+
+
+@main.group("quarantine")
+def quarantine_group() -> None:
+    """Rows held back by staging and validation: list them, re-validate them after a rule change."""
+
+
+@quarantine_group.command("list")
+@config_option
+@click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable).")
+def quarantine_list(config: str | None, entities: tuple[str, ...]) -> None:
+    """What each quarantine_<entity> table holds, by reason, with example keys."""
+    from pipelines.quality.quarantine import held
+
+    settings = _settings(config)
+    rows = held(settings, list(entities) or None)
+    if not rows:
+        console.print("Nothing is held.")
+        return
+    table = Table(title="Quarantine (rows held back, by reason)")
+    for col in ("entity", "reason", "rows", "expectation", "run", "examples"):
+        table.add_column(col, justify="right" if col == "rows" else "left")
+    for r in rows:
+        table.add_row(r["entity"], str(r["reason_code"]), f"{r['rows']:,}", str(r["expectation"]),
+                      str(r["run_id"] or ""), ", ".join(map(str, r["examples"])))
+    console.print(table)
+
+
+@quarantine_group.command("revalidate")
+@as_of_option
+@config_option
+@click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable).")
+@click.option("--release", is_flag=True, default=False,
+              help="Move the rows that now pass back into stg_<entity> (the next build uses them).")
+def quarantine_revalidate(as_of: date, config: str | None, entities: tuple[str, ...], release: bool) -> None:
+    """Run the current suites (kam.yaml as it is now) over the held rows."""
+    from pipelines.quality.quarantine import revalidate
+
+    settings = _settings(config)
+    try:
+        rows = revalidate(settings, as_of, list(entities) or None, release=release)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    table = Table(title=f"Held rows re-validated as of {as_of}")
+    for col in ("entity", "held", "now pass", "still failing", "decided by staging", "released"):
+        table.add_column(col, justify="left" if col == "entity" else "right")
+    for r in rows:
+        table.add_row(r["entity"], f"{r['held']:,}", f"{r['now_pass']:,}", f"{r['still_failing']:,}",
+                      f"{r['decided_by_staging']:,}", f"{r['released']:,}")
+    console.print(table)
+    if not release and any(r["now_pass"] for r in rows):
+        console.print("Run again with --release to move the passing rows back into staging.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -352,6 +353,55 @@ class MiningConfig(_Strict):
     cross_sell: CrossSellConfig = CrossSellConfig()
 
 
+class EntityQualityConfig(_Strict):
+    """Stop rules and allowed values of one entity (`quality.defaults` or `quality.entities.<e>`).
+
+    Unset keys take the defaults' value."""
+
+    max_quarantined_share: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="fail the run when quarantined / rows in is above this share")
+    max_volume_change: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="fail when rows in differ from the last good run's by more than this share")
+    volume_min_rows: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="the volume rule applies once the last good run had at least this many rows")
+    stale_after_days: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="fail when the newest freshness_column value is older than this many days")
+    freshness_column: str | None = None
+    allowed: dict[str, list[str]] | None = Field(
+        None, description="column -> allowed values (rows with another value are quarantined)")
+
+
+class QualityConfig(_Strict):
+    """Data quality (pipelines/quality): thresholds per entity, the date floor, Data Docs."""
+
+    # Unset here and per entity: max_quarantined_share 0.5, volume_min_rows 1000, the other rules off.
+    defaults: EntityQualityConfig = EntityQualityConfig()
+    entities: dict[str, EntityQualityConfig] = {}
+    date_floor: date = date(1990, 1, 1)
+    tier_share_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.05, description="largest gap allowed between a tier's share of customers and its configured share")
+    gx_rows: Annotated[int, Field(ge=0)] = Field(
+        50_000, description="Great Expectations (Data Docs) runs on at most this many rows per table")
+    data_docs: bool = True
+
+    @model_validator(mode="after")
+    def _known(self) -> QualityConfig:
+        problems = []
+        for name, rules in self.entities.items():
+            if name not in ENTITIES:
+                problems.append(f"quality.entities.{name}: unknown entity; known: {', '.join(ENTITIES)}")
+                continue
+            columns = ENTITIES[name].columns
+            named = [*(rules.allowed or {}), *([rules.freshness_column] if rules.freshness_column else [])]
+            for col in named:
+                if col not in columns:
+                    problems.append(f"quality.entities.{name}: {col!r} is not a column of {name}; "
+                                    f"known: {', '.join(columns)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class KamConfig(_Strict):
     sources: dict[str, SourceConfig]
     entities: dict[str, EntityMapping]
@@ -365,6 +415,7 @@ class KamConfig(_Strict):
     credit: CreditConfig | None = None
     mining: MiningConfig = MiningConfig()
     outputs: ExportConfig = ExportConfig()
+    quality: QualityConfig = QualityConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> KamConfig:
@@ -487,7 +538,7 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
             message = "unknown key (check the spelling)"
         for part in message.split("; "):
             # Cross-key problems already name their key path; others get the pydantic location.
-            named = part.startswith(("entities", "publish", "alerts."))
+            named = part.startswith(("entities", "publish", "alerts.", "quality."))
             lines.append(f"  {part}" if named else f"  {where}: {part}")
     return "\n".join(lines)
 

@@ -28,8 +28,9 @@ DEFAULT_POOL_SLOTS = 2
 # step's raw tables are declared per source (one Asset per source, its mapped task writes them).
 STEP_TABLES: dict[str, tuple[str, ...]] = {
     "stage": ("stg_{entity}", "quarantine_{entity}", "stg_customer_xref"),
-    "build": ("customer_value", "crm_account_tier", "kam_tier_state", "whale_curve", "customer_alert",
-              "clv_holdout", "credit_rating", "credit_rating_points"),
+    "validate": ("stg_{entity}", "quarantine_{entity}"),
+    "build": ("customer_value", "crm_account_tier", "kam_tier_state", "tier_history", "whale_curve",
+              "customer_alert", "clv_holdout", "credit_rating", "credit_rating_points"),
     "mine": ("customer_features", "customer_segment", "segment_profile", "segment_rule",
              "cross_sell_rule", "account_next_best"),
     "maintain": (),

@@ -74,6 +74,8 @@ def recorded(warehouse: Warehouse, run_id: str, as_of: date, step: str) -> Itera
         try:
             yield rec
         except BaseException as exc:
+            if rec.result is None:  # a step that stops on purpose still reports its counts
+                rec.result = getattr(exc, "result", None)
             message = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-4000:]
             _append(warehouse, _row(rec, "failed", ended=datetime.now(UTC), lineage=lineage,
                                     message=message))

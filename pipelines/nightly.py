@@ -17,6 +17,7 @@ from pipelines.maintenance import maintain
 from pipelines.marts import build
 from pipelines.mining import mine
 from pipelines.publish import publish
+from pipelines.quality.validate import check, validate
 from pipelines.results import StepResult
 from pipelines.staging import stage
 from pipelines.warehouse import Warehouse
@@ -24,8 +25,10 @@ from pipelines.warehouse import Warehouse
 STEPS: dict[str, Callable[..., StepResult]] = {
     "extract": extract,
     "stage": stage,
+    "validate": validate,
     "build": build,
     "mine": mine,
+    "check": check,
     "publish": publish,
     "maintain": maintain,
 }
@@ -33,10 +36,14 @@ STEPS: dict[str, Callable[..., StepResult]] = {
 STEP_HELP = {
     "extract": "land tonight's batch of every mapped source table in raw (incremental where configured)",
     "stage": "type, check and de-duplicate entities into stg_*, quarantine_* and the customer xref",
+    "validate": "check every staged entity against its expectation suite: failing rows to quarantine_* "
+                "(run id, expectation, reason code); stop rules fail the run before anything is built",
     "build": "build the value marts (customer_value with CLV, profit and stable tiers, whale_curve, "
              "customer_alert, credit_rating, clv_holdout) and crm_account_tier",
     "mine": "segments, the rules that explain them and cross-sell offers (customer_segment, "
             "segment_profile, segment_rule, cross_sell_rule, account_next_best)",
+    "check": "check the marts against their suites and invariants (tier shares, one tier per customer); "
+             "a failure stops the run before publish",
     "publish": "write crm_account_tier into the CRM (changed rows only, one transaction)",
     "maintain": "compact small files and vacuum old versions (on the configured weekday, or forced)",
 }
@@ -44,7 +51,7 @@ STEP_HELP = {
 # Options a step takes beyond (settings, as_of); anything else given to run_step is not passed on.
 _STEP_OPTIONS = {"extract": {"full_refresh", "on_table"}, "stage": {"full_refresh", "on_table"},
                  "build": {"rerate_credit", "on_table"}, "mine": {"on_table"}, "maintain": {"force"},
-                 "publish": {"force"}}
+                 "publish": {"force"}, "validate": {"on_table"}, "check": {"on_table"}}
 # Airflow runs extraction as one task per raw table (pipelines/orchestration.py).
 _STEP_OPTIONS["extract"] = _STEP_OPTIONS["extract"] | {"tables"}
 
@@ -66,7 +73,7 @@ def run_step(step: str, as_of: date, config: str | Settings | None = None, *,
     settings = _settings(config)
     run_id = run_id or new_run_id(as_of)
     kwargs = {k: v for k, v in options.items() if k in _STEP_OPTIONS.get(step, ()) and v is not None}
-    if step in ("extract", "publish"):
+    if step in ("extract", "publish", "validate", "check"):
         kwargs["run_id"] = run_id
     with recorded(Warehouse(settings.warehouse_path), run_id, as_of, step) as rec:
         if on_start:
