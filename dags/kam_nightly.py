@@ -40,9 +40,9 @@ OWNER = "kam-data-eng"
 IO_RETRY = {"retries": 3, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=20)}
 IO_STEPS = {"extract", "publish"}
-TIMEOUTS = {"extract": timedelta(hours=1), "stage": timedelta(hours=1), "validate": timedelta(hours=1), "check": timedelta(hours=1),
-            "build": timedelta(hours=2), "mine": timedelta(hours=2), "publish": timedelta(minutes=30),
-            "maintain": timedelta(hours=1)}
+TIMEOUTS = {"extract": timedelta(hours=1), "stage": timedelta(hours=1), "validate": timedelta(hours=1),
+            "check": timedelta(hours=1), "build": timedelta(hours=2), "mine": timedelta(hours=2),
+            "publish": timedelta(minutes=30), "maintain": timedelta(hours=1)}
 DEFAULT_TIMEOUT = timedelta(hours=2)
 # Cron of the nightly run (UTC); KAM_NIGHTLY_SCHEDULE=none leaves only manual, REST and backfill runs.
 SCHEDULE = os.environ.get("KAM_NIGHTLY_SCHEDULE", "0 2 * * *")
