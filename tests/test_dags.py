@@ -195,6 +195,13 @@ def test_three_nights_leave_the_tier_history_of_each_night_in_order(three_nights
     assert (joined["previous_tier"] == joined["tier_before"]).all()
     value = wh.read("customer_value", ["as_of_date"])
     assert pc.unique(value.column("as_of_date")).to_pylist() == [NIGHTS[-1]]
+    # tier_history holds exactly the state's changes of the three nights, each with its reason
+    moved = state[state["previous_tier"].notna() & (state["tier"] != state["previous_tier"])]
+    history = wh.read("tier_history").to_pandas()
+    assert sorted(zip(history["customer_id"], history["changed_on"], history["from_tier"],
+                      history["to_tier"], strict=True)) == sorted(
+        zip(moved["customer_id"], moved["as_of_date"], moved["previous_tier"], moved["tier"], strict=True))
+    assert history["reason"].str.len().gt(0).all()
     ledger = wh.read("kam_run").to_pandas()
     done = ledger[(ledger["step"] == "build") & (ledger["status"] == "success")]
     assert sorted(done["as_of"].unique()) == NIGHTS
