@@ -18,9 +18,9 @@ from pipelines.staging import empty_entity_sql
 from pipelines.warehouse import Warehouse
 
 
-def _expose_staging(session: Session, settings: Settings) -> None:
+def expose_staging(session: Session, settings: Settings) -> None:
     """The staged entities (typed empty stand-ins for unmapped ones), the xref, and the order
-    history joined once: customer_value, CLV, activity and credit all read `sales_line`."""
+    history joined once: customer_value, CLV, activity, credit and mining's features read `sales_line`."""
     for entity in ENTITIES:
         if session.warehouse.exists(f"stg_{entity}") and entity in settings.mapped_entities:
             session.expose(f"stg_{entity}")
@@ -36,7 +36,7 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
     warehouse = Warehouse(settings.warehouse_path)
     result = StepResult("build")
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
-        _expose_staging(session, settings)
+        expose_staging(session, settings)
 
         values = session.con.execute(sql_file("marts", "customer_value")).to_arrow_table()
         values, clv_info = value_marts.add_value(session, settings, values)
@@ -86,7 +86,7 @@ def rate_credit(settings: Settings, as_of: date) -> StepResult:
         return result
     warehouse = Warehouse(settings.warehouse_path)
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
-        _expose_staging(session, settings)
+        expose_staging(session, settings)
         rating, points = value_marts.credit_tables(session, settings)
     for table, data in (("credit_rating", rating), ("credit_rating_points", points)):
         warehouse.write(table, data)

@@ -25,25 +25,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines import mining_frames as frames
-from pipelines.canonical import ENTITIES
 from pipelines.config import Settings
 from pipelines.duckdb_session import Session, sql_file
+from pipelines.marts import expose_staging
 from pipelines.results import StepResult
-from pipelines.staging import empty_entity_sql
 from pipelines.warehouse import Warehouse
 
 MARTS = ("customer_features", "customer_segment", "segment_profile", "segment_rule", "cross_sell_rule",
          "account_next_best")
-
-
-def _expose_inputs(session: Session, settings: Settings) -> None:
-    for entity in ENTITIES:
-        if session.warehouse.exists(f"stg_{entity}") and entity in settings.mapped_entities:
-            session.expose(f"stg_{entity}")
-        else:
-            session.con.execute(f"CREATE TEMP VIEW stg_{entity} AS {empty_entity_sql(entity)}")
-    session.expose("stg_customer_xref")
-    session.expose("customer_value")
 
 
 def last_night(warehouse: Warehouse, as_of: date) -> pd.DataFrame | None:
@@ -77,8 +66,8 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
     warehouse = Warehouse(settings.warehouse_path)
     result = StepResult("mine")
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
-        _expose_inputs(session, settings)
-        session.materialize("sales_line", sql_file("marts", "sales_line"))  # features and baskets read it
+        expose_staging(session, settings)  # with sales_line: the features and baskets read it
+        session.expose("customer_value")
         session.materialize("customer_features", sql_file("marts", "customer_features"))
         feature_table = session.con.execute(
             "SELECT * FROM customer_features ORDER BY customer_id").to_arrow_table()
