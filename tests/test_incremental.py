@@ -229,6 +229,18 @@ def test_incremental_staging_follows_parents_that_leave_and_arrive(demo_workspac
     assert _staging(warehouse) == _staging(Warehouse(rebuilt_settings.warehouse_path))
 
 
+def test_staging_stays_incremental_when_validation_holds_rows_between_nights(demo_workspace):
+    """validate rewrites stg_* and quarantine_* after stage; the next night must still merge."""
+    settings = load_config(demo_workspace.config)
+    steps = ["extract", "stage", "validate"]
+    first = {r.step: r for r in run_nightly(D1, settings, steps=steps)}
+    assert set(first["stage"].details["staged"].values()) == {"full"}
+    d2 = D1 + timedelta(days=1)
+    simulate_day(_urls(demo_workspace), d2, share=0.01, seed=5)
+    second = {r.step: r for r in run_nightly(d2, settings, steps=steps)}
+    assert set(second["stage"].details["staged"].values()) == {"incremental"}
+
+
 # ------------------------------------------------------------------------------ schema drift
 
 
