@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
+import traceback
 from datetime import date, datetime
 
 import click
@@ -48,7 +51,35 @@ def _settings(config: str | None) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _KamScript(click.Group):
+    """The `kam` group; run as a script, it leaves without the interpreter's teardown.
+
+    Native libraries (DuckDB, delta-rs, Arrow) keep worker threads alive until exit, and tearing
+    them down has now and then aborted the process ("terminate called without an active
+    exception", SIGABRT) after a run had committed everything and printed its summary: a green
+    night reported as a crash. So the script flushes its output and logs and exits with the
+    command's own code at once. CliRunner calls `main()`, not this, so tests run in-process as usual.
+    """
+
+    def __call__(self, *args, **kwargs):
+        try:
+            self.main(*args, **kwargs)  # standalone mode always ends in SystemExit
+            code = 0
+        except SystemExit as stop:
+            code = stop.code
+        except BaseException:  # noqa: BLE001 - printed like the interpreter would, then a failing code
+            traceback.print_exc()
+            code = 1
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+            code = 1
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code or 0)
+
+
+@click.group(cls=_KamScript, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """KAM, the key-account data platform: CRM + ERP + SCM → warehouse → customer pyramid → CRM."""
 
