@@ -29,7 +29,7 @@ APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-re
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
 
 .DEFAULT_GOAL := help
-.PHONY: help setup postgres chromium test demo bench lint airflow clean
+.PHONY: help setup postgres chromium compose test demo bench lint airflow clean
 
 help: ## list the targets
 	@echo "KAM make targets:"
@@ -88,7 +88,19 @@ chromium: ## install Chromium from Debian if missing (headless browser for the r
 	$(APT) update; \
 	$(APT) install chromium
 
-test: setup postgres chromium ## set up, then run the whole test suite (PYTEST_ARGS='-k x' passes through)
+# Docker cannot run in CI, but its compose CLI can check docker-compose.yml: Debian's docker-compose.
+compose: ## install a docker compose CLI from Debian if missing (the compose-file test runs it)
+	@if docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; then \
+	  echo "docker compose CLI found"; exit 0; \
+	fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "no docker compose CLI and this is not a Debian-like system: install docker-compose yourself."; exit 1; \
+	fi; \
+	set -ex; \
+	$(APT) update; \
+	$(APT) install docker-compose
+
+test: setup postgres chromium compose ## set up, then run the whole test suite (PYTEST_ARGS='-k x' passes through)
 	$(UV_RUN) pytest $(PYTEST_ARGS)
 
 demo: setup ## set up, generate the demo sources and run the nightly job on them
