@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.airflow_env import DAGS, REPO
+from tests.browser import headless
 
 pytestmark = pytest.mark.airflow
 
@@ -162,12 +163,6 @@ class CookieProxy(ThreadingHTTPServer):
         self.target, self.token = target, token
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "Chromium is not installed: run `make chromium` (Debian's package)"
-    return path
-
-
 @pytest.fixture()
 def small_demo(tmp_path):
     from pipelines.demo import generate_demo, write_demo
@@ -231,9 +226,8 @@ def test_scheduler_runs_kam_nightly_triggered_over_rest_then_mining_and_the_ui_s
         threading.Thread(target=proxy.serve_forever, daemon=True).start()
         try:
             page = f"http://127.0.0.1:{proxy.server_port}/dags/kam_nightly"
-            browser = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                       "--hide-scrollbars", "--window-size=1400,1000", "--virtual-time-budget=20000",
-                       f"--user-data-dir={tmp_path / 'chromium'}"]
+            browser = headless(tmp_path / "chromium", "--window-size=1400,1000",
+                               "--virtual-time-budget=20000")
             screenshot = tmp_path / "kam_nightly.png"
             subprocess.run([*browser, f"--screenshot={screenshot}", page], check=True, capture_output=True,
                            timeout=120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from pipelines.config import load_config
 from pipelines.nightly import run_nightly
+from tests.browser import dump_dom, screenshot
 from tests.png import colour_counts, read_png
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,13 +119,6 @@ def test_exports_per_owner_and_for_everyone_in_csv_and_excel(demo_night):
     assert {r["owner"] for r in mine} == {sheet_rows[1][0]}  # one owner per file
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    pytest.fail("Chromium is not installed: run `make chromium` (Debian's chromium package)", pytrace=False)
-
-
 def test_the_run_report_opens_offline_in_headless_chromium_with_its_charts_drawn(demo_night):
     from pipelines.report import COLOURS, write_run_report
 
@@ -134,18 +129,13 @@ def test_the_run_report_opens_offline_in_headless_chromium_with_its_charts_drawn
     assert "<script" not in page  # self-contained: nothing to fetch, nothing to run
     assert (settings.reports_path / "latest.html").read_text() == page
 
-    browser = _chromium()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-             f"--user-data-dir={root / 'chromium-profile'}"]
-    dom = subprocess.run([browser, *flags, "--dump-dom", path.as_uri()], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    profile = root / "chromium-profile"
+    dom = dump_dom(profile, path.as_uri())
     for chart in ("pyramid", "lorenz", "whale", "clv", "calibration", "segments", "timings"):
         assert f'data-chart="{chart}"' in dom, chart
     for section in ("Tier migration since the last run", "Data quality", "Step timings"):
         assert section in dom
-    shot = root / "report.png"
-    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,3000", path.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    shot = screenshot(profile, path.as_uri(), root / "report.png", "1200,3000")
     width, height, rows = read_png(shot)
     assert (width, height) == (1200, 3000)
     counts = colour_counts(rows)
@@ -155,3 +145,41 @@ def test_the_run_report_opens_offline_in_headless_chromium_with_its_charts_drawn
     kept = ROOT / "benchmarks" / "out"
     kept.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, kept / "run_report_demo.png")
+
+
+REMOTE_ASSET = re.compile(r"""<script[^>]*\ssrc=["']https?:|<link[^>]*\shref=["']https?:""", re.I)
+
+
+def test_the_data_docs_of_the_demo_night_open_offline_in_headless_chromium(demo_night):
+    root, settings, results = demo_night
+    profile = root / "chromium-docs"
+    validate_docs = Path(results[[r.step for r in results].index("validate")].details["data_docs"])
+    check_docs = Path(results[[r.step for r in results].index("check")].details["data_docs"])
+    staged = json.loads((validate_docs.parent.parent / "validate.json").read_text())["entities"]
+    verdicts = {f"stg_{entity}": e["great_expectations"] for entity, e in staged.items()
+                if e.get("great_expectations")}
+    marts = json.loads((check_docs.parent.parent / "check.json").read_text())["marts"]
+    assert len(verdicts) >= 10 and {"customer_value", "crm_account_tier"} <= set(marts)
+
+    for docs, tables in ((validate_docs, verdicts),
+                         (check_docs, {mart: m["great_expectations"] for mart, m in marts.items()})):
+        pages = list(docs.parent.rglob("*.html"))
+        assert not [p for p in pages if p.name != "index_gx.html" and REMOTE_ASSET.search(p.read_text())]
+        dom = dump_dom(profile, docs.as_uri())
+        rows = dict(re.findall(r'<tr><td>(\w+)</td><td data-status="(\w+)">', dom))
+        assert rows == {table: "passed" if gx["success"] else "failed" for table, gx in tables.items()}
+        links = re.findall(r'href="([^"]+)"', dom)
+        assert len(links) >= 2 * len(rows) and all((docs.parent / link).is_file() for link in links), links
+
+    [page] = (validate_docs.parent / "validations" / "stg_order_line").rglob("*.html")
+    dom = dump_dom(profile, page.as_uri())
+    expected = verdicts["stg_order_line"]
+    text = " ".join(re.sub(r"<[^>]+>", " ", dom).split())
+    assert "Expectation Validation Result" in text
+    assert f"Evaluated Expectations {len(expected['checks'])} " in text
+    assert f"Successful Expectations {sum(c['success'] for c in expected['checks'])} " in text
+    shot = screenshot(profile, page.as_uri(), root / "data_docs.png", "1200,1600")
+    width, height, pixels = read_png(shot)
+    counts = colour_counts(pixels)
+    assert counts["#1a7f37"] > 50  # the green check marks of the local stylesheet are drawn (0 without it)
+    assert counts["#ffffff"] < 0.97 * width * height  # tables and text drawn, not a blank page

@@ -3,13 +3,21 @@
 The suites are the same `Expectation` objects the SQL checks use (pipelines/quality/suites.py),
 rendered as GX expectations. GX runs in an ephemeral context (nothing kept but the HTML) on a
 pandas frame of the table — every row up to `quality.gx_rows`, the first that many beyond — and
-writes the site to `<warehouse>/quality/<run id>/data_docs/`, readable offline.
+writes the site to `<warehouse>/quality/<run id>/<step>_docs/`.
+
+GX's pages load Bootstrap, jQuery, Font Awesome and Vega from CDNs, and its index draws its tables
+with JavaScript from those CDNs: opened without a network, the index is blank. So after GX renders,
+`make_offline` strips every remote script and stylesheet, adds a small local stylesheet (tables,
+status marks), and writes KAM's own static index; GX's index stays as `index_gx.html` for readers
+who are online.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -40,6 +48,7 @@ class GxRun:
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
         self.source = self.context.data_sources.add_pandas("kam_warehouse")
+        self.validated: list[dict] = []  # one summary per table, for the offline index
         self.seconds = time.perf_counter() - started
 
     def validate(self, table: str, frame, suite: list[Expectation], *, rows_total: int) -> dict:
@@ -78,6 +87,9 @@ class GxRun:
         } for r in validation.results]
         seconds = time.perf_counter() - started
         self.seconds += seconds
+        self.validated.append({"table": table, "success": bool(validation.success), "rows": len(frame),
+                               "rows_total": rows_total, "checks": len(checks),
+                               "failed": sum(not c["success"] for c in checks)})
         return {"success": bool(validation.success), "rows": len(frame), "rows_total": rows_total,
                 "checks": checks, "skipped": skipped, "seconds": round(seconds, 3)}
 
@@ -85,8 +97,80 @@ class GxRun:
         """Render the Data Docs of every table validated so far (one build: it re-renders the index)."""
         started = time.perf_counter()
         self.context.build_data_docs(site_names=[SITE])
+        make_offline(self.docs_dir, self.validated, self.run_id)
         self.seconds += time.perf_counter() - started
         return self.index()
 
     def index(self) -> Path:
         return self.docs_dir / "index.html"
+
+
+_REMOTE_TAG = re.compile(
+    r"""<script[^>]*\ssrc=["']https?://[^>]*>\s*</script>|<link[^>]*\shref=["']https?://[^>]*>""", re.I)
+_REMOTE_IMAGE = re.compile(r"""<img[^>]*\ssrc=["']https?://[^>]*>""", re.I)
+OFFLINE_CSS = "static/styles/kam_offline.css"
+_STYLES = """\
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+.collapse:not(.show) { display: none; }
+.fas::before { font-style: normal; font-weight: bold; }
+.fas.text-success::before, .ok::before { content: "\\2714"; color: #1a7f37; }
+.fas.text-danger::before, .failed::before { content: "\\2718"; color: #cf222e; }
+.fas.text-warning::before { content: "!"; color: #9a6700; }
+"""
+
+
+def make_offline(docs_dir: Path, validated: list[dict], run_id: str) -> None:
+    """Make the site readable with no network: local styles only, and an index that needs no script."""
+    css = docs_dir / OFFLINE_CSS
+    css.parent.mkdir(parents=True, exist_ok=True)
+    css.write_text(_STYLES)
+    index = docs_dir / "index.html"
+    if index.exists():
+        index.replace(docs_dir / "index_gx.html")
+    for page in docs_dir.rglob("*.html"):
+        if page.name == "index_gx.html":
+            continue
+        text = _REMOTE_IMAGE.sub("", _REMOTE_TAG.sub("", page.read_text()))
+        href = Path(*[".."] * (len(page.relative_to(docs_dir).parts) - 1), OFFLINE_CSS).as_posix()
+        page.write_text(text.replace("</head>", f'<link rel="stylesheet" href="{href}">\n</head>', 1))
+    index.write_text(_index_page(docs_dir, validated, run_id))
+
+
+def _index_page(docs_dir: Path, validated: list[dict], run_id: str) -> str:
+    """One row per validated table: its status, checks, rows, and links to its result and suite."""
+    rows = []
+    for v in validated:
+        results = sorted((docs_dir / "validations" / v["table"]).rglob("*.html"))
+        result = results[-1].relative_to(docs_dir).as_posix() if results else None
+        suite = f"expectations/{v['table']}.html"
+        mark = '<span class="ok"></span> passed' if v["success"] else '<span class="failed"></span> failed'
+        sampled = f" of {v['rows_total']:,}" if v["rows"] < v["rows_total"] else ""
+        table = html.escape(v["table"])
+        status = "passed" if v["success"] else "failed"
+        link = f'<a href="{result}">result</a>' if result else "—"
+        rows.append(
+            f'<tr><td>{table}</td><td data-status="{status}">{mark}</td>'
+            f"<td>{v['checks'] - v['failed']} of {v['checks']}</td><td>{v['rows']:,}{sampled}</td>"
+            f'<td>{link}</td><td><a href="{suite}">suite</a></td></tr>')
+    title = f"KAM data quality — {html.escape(run_id)}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="{OFFLINE_CSS}"></head>
+<body><h1>{title}</h1>
+<p>Great Expectations validation results of this step, one row per table. Every row of every table
+was also checked in SQL: the quarantine and the stop rules are in
+<code>../{html.escape(_step(run_id))}.json</code> and <code>kam quality</code>. Made to be read
+offline; <a href="index_gx.html">GX's own index</a> needs a network connection.</p>
+<table id="validations"><thead><tr><th>table</th><th>status</th><th>expectations met</th>
+<th>rows validated</th><th>validation result</th><th>expectation suite</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table></body></html>
+"""
+
+
+def _step(run_id: str) -> str:
+    return run_id.rsplit("-", 1)[-1]
