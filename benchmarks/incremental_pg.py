@@ -85,7 +85,7 @@ def kam_extract(settings, scratch: Path) -> tuple[float, int]:
     return time.perf_counter() - started, batch.rows
 
 
-def bench(size: int) -> dict:
+def bench(size: int, keep: bool = False) -> dict:
     work = OUT / f"pg-{size}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -139,7 +139,8 @@ def bench(size: int) -> dict:
         for night, steps in figures["step_seconds"].items():
             timing = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
             print(f"  {size:>9,}  {night}: {timing}", flush=True)
-    shutil.rmtree(work, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
     return figures
 
 
@@ -157,11 +158,13 @@ def step_seconds(settings) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--keep", action="store_true",
+                        help="keep each size's warehouse under benchmarks/out/pg-N (to profile its steps)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"KAM PostgreSQL extraction benchmark on {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
-    results = [bench(size) for size in args.sizes]
+    results = [bench(size, args.keep) for size in args.sizes]
     print("\n customers  order lines   COPY rows/s  psql COPY/s    KAM rows/s  KAM/psql"
           "   full night  incremental  inc/full")
     for r in results:

@@ -275,6 +275,8 @@ class ExportConfig(_Strict):
     path: str = "exports"
     bi_database: str = "warehouse/kam_bi.duckdb"
     reports: str = "reports"
+    excel_max_rows: Annotated[int, Field(ge=0, le=1_048_575)] = Field(
+        100_000, description="the everyone workbook is written up to this many rows (the CSV always)")
 
 
 # The numeric columns of transforms/marts/customer_features.sql the mining step may use.

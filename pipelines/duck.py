@@ -1,4 +1,5 @@
-"""DuckDB connections with the SQLite and PostgreSQL scanners loaded from their PyPI wheels.
+"""DuckDB connections with the SQLite and PostgreSQL scanners (and the Excel writer) loaded from
+their PyPI wheels.
 
 DuckDB would normally download extensions on first use; production hosts and CI often have no
 route to that server, so we ship the extensions as pinned Python packages and load them by file
@@ -17,6 +18,7 @@ from sqlalchemy.engine import URL
 _EXTENSION_PACKAGES = {
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
     "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "excel": "duckdb_extension_excel",
 }
 
 

@@ -4,6 +4,7 @@ writes), the sales-ops exports and the run report opened in a real headless Chro
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 import shutil
@@ -117,6 +118,16 @@ def test_exports_per_owner_and_for_everyone_in_csv_and_excel(demo_night):
     assert len(sheet_rows) == len(mine) + 1 == written[stem] + 1
     assert [str(c) for c in sheet_rows[0]] == list(mine[0])
     assert {r["owner"] for r in mine} == {sheet_rows[1][0]}  # one owner per file
+    assert [str(c) if c is not None else "" for c in sheet_rows[1]][:4] == list(mine[0].values())[:4]
+    everyone_book = openpyxl.load_workbook(folder / "all_accounts.xlsx", read_only=True)
+    assert sum(1 for _ in everyone_book["accounts"].iter_rows()) == len(everyone) + 1
+
+    # Above outputs.excel_max_rows the everyone workbook is not written; the CSV and owners' books are.
+    outputs = settings.config.outputs.model_copy(update={"excel_max_rows": len(everyone) - 1})
+    capped = dataclasses.replace(settings, config=settings.config.model_copy(update={"outputs": outputs}))
+    assert write_exports(capped, NEXT) == written
+    assert not (folder / "all_accounts.xlsx").exists() and (folder / "all_accounts.csv").exists()
+    assert len(list((folder / "by_owner").glob("*.xlsx"))) == len(owners)
 
 
 def test_the_run_report_opens_offline_in_headless_chromium_with_its_charts_drawn(demo_night):
