@@ -115,18 +115,19 @@ def add_value(session: Session, settings: Settings, values: pa.Table) -> tuple[p
     extra = pd.concat([scores.reindex(base.index), costs], axis=1)
     extra["cost_to_serve_12m"] = cost_total.round(2)
     extra["profit_12m"] = (margin - cost_total).round(2)
-    extra["clv_flag"] = extra["clv_flag"].where(extra.index.isin(scores.index), "no purchases")
+    scored = extra["purchase_days"].notna()  # every scored customer has purchase days; isin took 8 s at 1M
+    extra["clv_flag"] = extra["clv_flag"].where(scored, "no purchases")
     for col in ("revenue_prior_12m", "orders_prior_12m", "product_lines_12m", "complaints_12m",
                 "median_days_late"):
         extra[col] = frame[col]
     extra["purchase_days"] = extra["purchase_days"].fillna(0).astype("int64")
     # `extra` is in customer_value's row order (indexed like `base`), so columns append as they are.
+    # One conversion of the whole frame (a Python list per text column took 12 s at 1M customers).
+    converted = pa.Table.from_pandas(extra, preserve_index=False)
     for name in extra.columns:
-        column = extra[name]
-        if column.dtype == object or str(column.dtype).startswith(("str", "string")):
-            array = pa.array(column.astype(object).where(column.notna(), None).tolist(), pa.string())
-        else:
-            array = pa.array(column.to_numpy(), from_pandas=True)
+        array = converted.column(name)
+        if pa.types.is_large_string(array.type) or pa.types.is_null(array.type):
+            array = array.cast(pa.string())
         values = values.append_column(name, array)
     return values, info
 

@@ -31,20 +31,30 @@ def customer_summary(transactions: pd.DataFrame, period_end: date | str, *, cust
     keep = dates <= end
     if period_start is not None:
         keep &= dates >= pd.Timestamp(period_start)
-    frame = pd.DataFrame({
-        "customer": transactions.loc[keep, customer].to_numpy(),
-        "day": dates[keep].to_numpy(),
-        "amount": (transactions.loc[keep, amount].to_numpy(dtype=float) if amount
-                   else np.zeros(int(keep.sum()))),
-    })
-    days = frame.groupby(["customer", "day"], sort=True, observed=True)["amount"].sum().reset_index()
-    first = days.groupby("customer", sort=True)["day"].transform("min")
-    is_repeat = days["day"] > first
-    grouped = days.assign(repeat_amount=days["amount"].where(is_repeat, 0.0), is_repeat=is_repeat)
-    per = grouped.groupby("customer", sort=True).agg(
-        frequency=("is_repeat", "sum"), first_purchase=("day", "min"), last_purchase=("day", "max"),
-        repeat_spend=("repeat_amount", "sum"),
-    )
+    # Sorted integer codes and numpy segment sums instead of pandas groupbys over string ids: two
+    # summaries per build (scores and holdout) took 20 s at a million customers that way.
+    codes, customers = pd.factorize(transactions.loc[keep, customer].to_numpy(), sort=True)
+    day = dates[keep].to_numpy().astype("datetime64[ns]")
+    spend = (transactions.loc[keep, amount].to_numpy(dtype=float) if amount else np.zeros(len(codes)))
+    order = np.lexsort((day, codes))
+    codes, day, spend = codes[order], day[order], spend[order]
+    new_day = np.ones(len(codes), dtype=bool)
+    new_day[1:] = (codes[1:] != codes[:-1]) | (day[1:] != day[:-1])
+    day_starts = np.flatnonzero(new_day)
+    day_code, day_date = codes[day_starts], day[day_starts]
+    day_amount = np.add.reduceat(spend, day_starts) if len(day_starts) else np.zeros(0)
+    new_customer = np.ones(len(day_code), dtype=bool)
+    new_customer[1:] = day_code[1:] != day_code[:-1]
+    starts = np.flatnonzero(new_customer)
+    ends = np.append(starts[1:], len(day_code)) - 1 if len(starts) else starts
+    repeat_amount = day_amount.copy()
+    repeat_amount[starts] = 0.0  # the first purchase is not a repeat
+    per = pd.DataFrame({
+        "frequency": ends - starts,  # purchase days after the first
+        "first_purchase": day_date[starts],
+        "last_purchase": day_date[ends],
+        "repeat_spend": np.add.reduceat(repeat_amount, starts) if len(starts) else np.zeros(0),
+    }, index=pd.Index(customers[day_code[starts]], name=customer))
     week = pd.Timedelta(days=DAYS_PER_WEEK)
     out = pd.DataFrame({
         "frequency": per["frequency"].astype("int64"),
