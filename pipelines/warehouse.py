@@ -99,6 +99,16 @@ class Warehouse:
         _note("read", table, delta.version())
         return delta.to_pyarrow_dataset()
 
+    def parquet_files(self, table: str) -> list[str]:
+        """The Parquet files of the table's current version, when they alone hold it: no partition
+        columns (those live in the log, not the files) and at least one file; else an empty list.
+        KAM writes no deletion vectors, so the current files are exactly the current rows."""
+        delta = self.table(table)
+        if delta.metadata().partition_columns:
+            return []
+        _note("read", table, delta.version())
+        return list(delta.file_uris())
+
     def read(self, table: str, columns: Iterable[str] | None = None) -> pa.Table:
         return self.dataset(table).to_table(columns=list(columns) if columns else None)
 
