@@ -5,9 +5,11 @@ loaded into it. Then, in the same run and on the same server:
 
 1. the server's own floor: `COPY sales_order_lines TO STDOUT` read by psycopg (= 1.0);
 2. KAM's extraction of that table (DuckDB's postgres scanner → Parquet → Delta commit);
-3. a full night `kam run` (extract, stage, build, publish) as its own process: wall time, peak RSS;
+3. a full night `kam run` (every step, then the exports and the run report) as its own process:
+   wall time, peak RSS;
 4. one day of changes (≈1% of order lines updated, 0.5% new orders, 1% of several master tables);
-5. the incremental night `kam run` for the next day: wall time, peak RSS.
+5. the incremental night `kam run` for the next day: wall time, peak RSS;
+6. seconds per step of both nights from the run ledger, and validation's share of them.
 
     uv run python benchmarks/incremental_pg.py --sizes 10000 100000 1000000
 """
@@ -139,6 +141,10 @@ def bench(size: int, keep: bool = False) -> dict:
         for night, steps in figures["step_seconds"].items():
             timing = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
             print(f"  {size:>9,}  {night}: {timing}", flush=True)
+            validation = steps.get("validate", 0.0) + steps.get("check", 0.0)
+            total = sum(steps.values())
+            print(f"  {size:>9,}  {night}: validation (validate + check) {validation:.1f} s = "
+                  f"{validation / total:.1%} of the steps' {total:.1f} s", flush=True)
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     return figures
