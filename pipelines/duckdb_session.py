@@ -45,10 +45,9 @@ class Session:
         and types; partitioned tables (raw) keep the dataset, which adds the partition values."""
         name = alias or table
         where = f" WHERE {row_filter}" if row_filter else ""
-        dataset = self.warehouse.dataset(table)
+        dataset, files = self.warehouse.scan(table)
         self.con.register(f"__ds_{name}", dataset)
         source = f'"__ds_{name}"'
-        files = self.warehouse.parquet_files(table)
         if files:
             native = f"read_parquet([{', '.join(duck.sql_literal(f) for f in files)}], union_by_name = true)"
             expected = self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()

@@ -99,15 +99,14 @@ class Warehouse:
         _note("read", table, delta.version())
         return delta.to_pyarrow_dataset()
 
-    def parquet_files(self, table: str) -> list[str]:
-        """The Parquet files of the table's current version, when they alone hold it: no partition
-        columns (those live in the log, not the files) and at least one file; else an empty list.
-        KAM writes no deletion vectors, so the current files are exactly the current rows."""
+    def scan(self, table: str) -> tuple[ds.Dataset, list[str]]:
+        """One version of the table two ways: as an Arrow dataset, and as the list of its Parquet
+        files when they alone hold it (no partition columns: those live in the log, not the files;
+        empty otherwise). KAM writes no deletion vectors, so the files are exactly the rows."""
         delta = self.table(table)
-        if delta.metadata().partition_columns:
-            return []
         _note("read", table, delta.version())
-        return list(delta.file_uris())
+        files = [] if delta.metadata().partition_columns else list(delta.file_uris())
+        return delta.to_pyarrow_dataset(), files
 
     def read(self, table: str, columns: Iterable[str] | None = None) -> pa.Table:
         return self.dataset(table).to_table(columns=list(columns) if columns else None)
