@@ -385,6 +385,9 @@ class QualityConfig(_Strict):
     gx_rows: Annotated[int, Field(ge=0)] = Field(
         50_000, description="Great Expectations (Data Docs) runs on at most this many rows per table")
     data_docs: bool = True
+    keep_docs_days: Annotated[int, Field(ge=0)] = Field(
+        30, description="`maintain` deletes the Data Docs of runs this many days older than its as-of date "
+                        "(each run's JSON report stays)")
 
     @model_validator(mode="after")
     def _known(self) -> QualityConfig:

@@ -4,12 +4,15 @@ Raw gains a batch a night and every derived table a version a night; without thi
 grows without bound. Compaction rewrites small files into large ones (a data-neutral commit, so
 append-only raw tables accept it); vacuum deletes files that left the table more than the retention
 ago, which keeps time travel (and readers that opened an older version) safe within the retention.
+Each run's Data Docs (megabytes of HTML per step) are deleted `quality.keep_docs_days` after the
+run's as-of date; its JSON report, which `kam quality` reads, stays.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
-from datetime import date
+from datetime import date, timedelta
 
 from pipelines.config import Settings
 from pipelines.results import StepResult
@@ -38,10 +41,31 @@ def maintain(settings: Settings, as_of: date, *, force: bool = False) -> StepRes
         removed += len(table.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False))
         table.cleanup_metadata()
         result.rows[name] = metrics.get("numFilesAdded", 0)
-    result.details.update(files_compacted=compacted, files_vacuumed=removed)
+    pruned = prune_data_docs(settings, as_of)
+    result.details.update(files_compacted=compacted, files_vacuumed=removed, data_docs_pruned=pruned)
     result.notes.append(
         f"compacted {compacted:,} small files, vacuumed {removed:,} files older than "
-        f"{settings.config.warehouse.retention_days} days"
+        f"{settings.config.warehouse.retention_days} days; deleted the Data Docs of {len(pruned):,} runs "
+        f"older than {settings.config.quality.keep_docs_days} days"
     )
     result.seconds = time.perf_counter() - started
     return result
+
+
+def prune_data_docs(settings: Settings, as_of: date) -> list[str]:
+    """Delete the `*_docs` folders of runs whose as-of date is more than `keep_docs_days` before
+    `as_of` (the run id starts with its as-of date); returns the run ids pruned."""
+    root = settings.warehouse_path / "quality"
+    cutoff = as_of - timedelta(days=settings.config.quality.keep_docs_days)
+    pruned = []
+    for run in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            run_as_of = date.fromisoformat(run.name[:10])
+        except ValueError:
+            continue  # not a run folder
+        docs = [d for d in run.glob("*_docs") if d.is_dir()]
+        if run_as_of < cutoff and docs:
+            for folder in docs:
+                shutil.rmtree(folder)
+            pruned.append(run.name)
+    return pruned

@@ -68,3 +68,30 @@ def test_kam_runs_shows_each_step_with_its_status_and_the_failure(tmp_path):
     assert any("2026-07-01" in line and " extract " in line and "failed" in line for line in lines)
     assert any("scm.db does not exist" in line for line in lines)
     assert any("customer_value@" in line for line in lines)  # lineage: versions written
+
+
+def test_maintenance_deletes_old_runs_data_docs_and_keeps_their_reports(tmp_path):
+    from pipelines.maintenance import prune_data_docs
+
+    write_tiny_sources(tmp_path)
+    settings = load_config(tiny_config(tmp_path))
+    keep = settings.config.quality.keep_docs_days
+    sunday = SATURDAY + timedelta(days=1)
+    runs = {f"{(sunday - timedelta(days=age)).isoformat()}-0000000{i}": age
+            for i, age in enumerate((keep + 40, keep + 1, keep, 0))}
+    for run in runs:
+        folder = settings.warehouse_path / "quality" / run
+        for step in ("validate", "check"):
+            (folder / f"{step}_docs" / "validations").mkdir(parents=True)
+            (folder / f"{step}_docs" / "index.html").write_text("<html></html>")
+            (folder / f"{step}.json").write_text("{}")
+    (settings.warehouse_path / "quality" / "notes").mkdir()  # not a run: left alone
+
+    pruned = prune_data_docs(settings, sunday)
+    assert pruned == sorted(run for run, age in runs.items() if age > keep)
+    for run, age in runs.items():
+        folder = settings.warehouse_path / "quality" / run
+        assert (folder / "validate.json").exists() and (folder / "check.json").exists()
+        assert (folder / "validate_docs").exists() == (folder / "check_docs").exists() == (age <= keep)
+    assert (settings.warehouse_path / "quality" / "notes").is_dir()
+    assert prune_data_docs(settings, sunday) == []  # nothing left to prune
