@@ -5,7 +5,8 @@
 mapped task per source table** (`extract_<source>`, map index = the raw table), each source in its own pool
 (`kam_source_<source>`, slots = `sources.<name>.max_connections`) so a source never sees more
 connections than it allows. Then every step of `pipelines.nightly.STEPS` runs as one task, in order
-(stage, validate when present, build, mine, publish, maintain), and `run_summary` reports the night.
+(stage, validate when present, build, mine, publish, maintain), and `run_summary` reports the night
+and writes the sales-ops exports and the run report, as `kam run` does.
 Each task declares the warehouse tables it writes as Assets (`kam://warehouse/<layer>/<table>`);
 `kam_mining` is triggered by `customer_value`. Every task is recorded in the run ledger (`kam runs`).
 

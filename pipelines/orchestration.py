@@ -153,7 +153,12 @@ def plan_night(context: dict[str, Any], task_sources: list[str]) -> dict[str, An
 
 
 def summarize_run(context: dict[str, Any], missed: list[str] | None = None) -> dict[str, Any]:
-    """The run's report: each step's status, rows and time from the ledger, and any missed nights."""
+    """The run's report: each step's status, rows and time from the ledger, and any missed nights;
+    then what `kam run` also delivers at the end of a green night: the sales-ops exports and the
+    HTML run report (this task runs only when every step succeeded)."""
+    from pipelines.exports import write_exports
+    from pipelines.report import write_run_report
+
     as_of = as_of_from_context(context)
     settings = settings_for(context)
     run_id = ledger_run_id(context, as_of)
@@ -168,8 +173,13 @@ def summarize_run(context: dict[str, Any], missed: list[str] | None = None) -> d
               for s, v in steps.items()]
     if missed:
         lines.append("  missed nights before this one: " + ", ".join(missed))
+    written = write_exports(settings, as_of)
+    report = write_run_report(settings, as_of, run_id)
+    lines.append(f"  exports: {settings.exports_path / as_of.isoformat()} ({len(written) - 1} owners); "
+                 f"run report: {report}")
     log.info("\n".join(lines))
-    return {"as_of": as_of.isoformat(), "steps": steps, "missed_nights": list(missed or [])}
+    return {"as_of": as_of.isoformat(), "steps": steps, "missed_nights": list(missed or []),
+            "exports": len(written), "report": str(report)}
 
 
 # --- the mining DAG and the quarterly credit DAG ---

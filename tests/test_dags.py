@@ -176,6 +176,13 @@ def test_three_consecutive_nights_run_green_with_one_task_per_source_table(three
         for raw in tables:
             assert sum(t == f"extract_{raw.source}" for t, _ in mapped) == sum(
                 r.source == raw.source for r in tables)
+    # run_summary delivers what `kam run` does at the end of a night: exports and the run report
+    settings = load_config(three_nights.config)
+    for night in NIGHTS:
+        folder = settings.exports_path / night.isoformat()
+        assert (folder / "all_accounts.csv").stat().st_size > 0 and list((folder / "by_owner").glob("*.xlsx"))
+        assert list(settings.reports_path.glob(f"kam_report_{night.isoformat()}_*.html"))
+    assert f"as of {NIGHTS[-1].isoformat()}" in (settings.reports_path / "latest.html").read_text()
 
 
 def test_three_nights_leave_the_tier_history_of_each_night_in_order(three_nights):
