@@ -18,8 +18,6 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
-
 from pipelines import duck
 from pipelines.config import Settings
 from pipelines.duckdb_session import Session
@@ -37,28 +35,37 @@ def _slug(owner: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", owner).strip("_").lower() or "unknown"
 
 
-def export_frame(settings: Settings, as_of: date) -> pd.DataFrame:
-    warehouse = Warehouse(settings.warehouse_path)
-    rows = desired_rows(settings, as_of).to_pandas()
-    with Session(warehouse, as_of) as session:
-        session.expose("stg_account")
-        accounts = session.con.execute(
-            "SELECT account_id AS crm_account_id, name AS account_name, owner FROM stg_account").df()
-        because = pd.DataFrame(columns=["customer_id", "next_best_because"])
-        if warehouse.exists("account_next_best"):
-            session.expose("account_next_best")
-            because = session.con.execute("""
-                SELECT customer_id, string_agg(product_line || ': ' || because, ' | ' ORDER BY rank)
-                       AS next_best_because
-                FROM account_next_best WHERE as_of_date = getvariable('as_of') GROUP BY 1""").df()
-    frame = rows.merge(accounts, on="crm_account_id", how="left")
-    frame = frame.merge(because, on="customer_id", how="left")
-    frame["owner"] = frame["owner"].fillna(NO_OWNER)
-    previous = frame["previous_tier"]
-    frame["changed_since_last_run"] = previous.notna() & (frame["tier"] != previous)
-    for col in ("revenue_12m", "profit_12m", "clv", "probability_alive"):
-        frame[col] = frame[col].astype(float)
-    return frame[COLUMNS].sort_values(["owner", "tier", "crm_account_id"], ignore_index=True)
+def _export_rows(session: Session, settings: Settings, as_of: date) -> int:
+    """`export_rows` in the session: one row per published account, in export order (`_row`)."""
+    session.con.register("desired", desired_rows(settings, as_of))
+    session.expose("stg_account")
+    if session.warehouse.exists("account_next_best"):
+        session.expose("account_next_best")
+    else:
+        session.con.execute("CREATE TEMP VIEW account_next_best AS SELECT NULL::VARCHAR AS customer_id, "
+                            "NULL::VARCHAR AS product_line, NULL::VARCHAR AS because, NULL::INTEGER AS rank, "
+                            "NULL::DATE AS as_of_date WHERE FALSE")
+    money = ", ".join(f"CAST(d.{c} AS DOUBLE) AS {c}" for c in ("revenue_12m", "profit_12m", "clv",
+                                                                   "probability_alive"))
+    return session.materialize("export_rows", f"""
+        WITH because AS (
+            SELECT customer_id, string_agg(product_line || ': ' || because, ' | ' ORDER BY rank)
+                   AS next_best_because
+            FROM account_next_best WHERE as_of_date = getvariable('as_of') GROUP BY 1
+        ),
+        joined AS (
+            SELECT COALESCE(a.owner, {duck.sql_literal(NO_OWNER)}) AS owner, d.crm_account_id,
+                   a.name AS account_name, d.customer_id, d.tier,
+                   COALESCE(d.previous_tier IS NOT NULL AND d.tier IS DISTINCT FROM d.previous_tier, FALSE)
+                       AS changed_since_last_run,
+                   d.previous_tier, d.tier_since, d.tier_reason, d.key_account, d.abc_class, d.segment_name,
+                   {money}, d.credit_grade, d.alerts, d.next_best, b.next_best_because
+            FROM desired d
+            LEFT JOIN stg_account a ON a.account_id = d.crm_account_id
+            LEFT JOIN because b USING (customer_id)
+        )
+        SELECT {", ".join(COLUMNS)}, row_number() OVER (ORDER BY owner, tier, crm_account_id) AS _row
+        FROM joined ORDER BY _row""")
 
 
 def _write(con, where: str, stem: Path, excel: bool) -> None:
@@ -72,21 +79,24 @@ def _write(con, where: str, stem: Path, excel: bool) -> None:
 
 def write_exports(settings: Settings, as_of: date) -> dict[str, int]:
     """Write the night's exports; returns rows per file stem (`all_accounts`, `by_owner/<owner>`)."""
-    frame = export_frame(settings, as_of)
     folder = settings.exports_path / as_of.isoformat()
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "by_owner").mkdir(parents=True)
-    written = {"all_accounts": len(frame)}
-    con = duck.connect("excel")
-    try:
-        con.register("export_frame", frame.assign(_row=range(len(frame))))
-        con.execute("CREATE TABLE export_rows AS SELECT * FROM export_frame")
-        _write(con, "TRUE", folder / "all_accounts", len(frame) <= settings.config.outputs.excel_max_rows)
-        for owner, rows in frame.groupby("owner", sort=True).size().items():
+    warehouse = Warehouse(settings.warehouse_path)
+    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
+        session.con.execute(f"LOAD {duck.sql_literal(str(duck.extension_path('excel')))}")
+        session.con.execute("SET preserve_insertion_order = true")  # store export_rows in owner order
+        total = _export_rows(session, settings, as_of)
+        written = {"all_accounts": total}
+        _write(session.con, "TRUE", folder / "all_accounts", total <= settings.config.outputs.excel_max_rows)
+        # export_rows is stored in owner order, so each owner's rows sit in one or two row groups
+        # and the per-owner scans skip the rest (thousands of owners at a million accounts)
+        owners = session.con.execute("SELECT owner, count(*) FROM export_rows GROUP BY owner ORDER BY owner")
+        for owner, rows in owners.fetchall():
             stem = f"by_owner/{_slug(owner)}"
-            _write(con, f"owner = {duck.sql_literal(owner)}", folder / stem, True)
-            written[stem] = int(rows)
-    finally:
-        con.close()
+            while stem in written:  # two owners spelled alike ("A. Smith", "A Smith") keep two files
+                stem += "_"
+            _write(session.con, f"owner = {duck.sql_literal(owner)}", folder / stem, True)
+            written[stem] = rows
     return written
