@@ -124,7 +124,7 @@ def kam_nightly():
     steps = [_step_task(step, support, data, first=i == 0)
              for i, step in enumerate(s for s in support.step_names() if s != "extract")]
 
-    @task(task_id="run_summary", execution_timeout=timedelta(minutes=30))  # exports at 1M: ≈1 min
+    @task(task_id="run_summary", execution_timeout=timedelta(minutes=30))  # exports at 1M: ≈1.5 min
     def run_summary(night: dict, **context):
         from pipelines.orchestration import summarize_run
 
