@@ -86,12 +86,9 @@ def write_exports(settings: Settings, as_of: date) -> dict[str, int]:
     warehouse = Warehouse(settings.warehouse_path)
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         session.con.execute(f"LOAD {duck.sql_literal(str(duck.extension_path('excel')))}")
-        session.con.execute("SET preserve_insertion_order = true")  # store export_rows in owner order
         total = _export_rows(session, settings, as_of)
         written = {"all_accounts": total}
         _write(session.con, "TRUE", folder / "all_accounts", total <= settings.config.outputs.excel_max_rows)
-        # export_rows is stored in owner order, so each owner's rows sit in one or two row groups
-        # and the per-owner scans skip the rest (thousands of owners at a million accounts)
         owners = session.con.execute("SELECT owner, count(*) FROM export_rows GROUP BY owner ORDER BY owner")
         for owner, rows in owners.fetchall():
             stem = f"by_owner/{_slug(owner)}"

@@ -156,13 +156,14 @@ def _index_page(docs_dir: Path, validated: list[dict], run_id: str) -> str:
             f"<td>{v['checks'] - v['failed']} of {v['checks']}</td><td>{v['rows']:,}{sampled}</td>"
             f'<td>{link}</td><td><a href="{suite}">suite</a></td></tr>')
     title = f"KAM data quality — {html.escape(run_id)}"
+    report = html.escape(docs_dir.name.removesuffix("_docs"))  # validate_docs/ sits beside validate.json
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <link rel="stylesheet" href="{OFFLINE_CSS}"></head>
 <body><h1>{title}</h1>
 <p>Great Expectations validation results of this step, one row per table. Every row of every table
 was also checked in SQL: the quarantine and the stop rules are in
-<code>../{html.escape(_step(run_id))}.json</code> and <code>kam quality</code>. Made to be read
+<code>../{report}.json</code> and <code>kam quality</code>. Made to be read
 offline; <a href="index_gx.html">GX's own index</a> needs a network connection.</p>
 <table id="validations"><thead><tr><th>table</th><th>status</th><th>expectations met</th>
 <th>rows validated</th><th>validation result</th><th>expectation suite</th></tr></thead>
@@ -170,7 +171,3 @@ offline; <a href="index_gx.html">GX's own index</a> needs a network connection.<
 {chr(10).join(rows)}
 </tbody></table></body></html>
 """
-
-
-def _step(run_id: str) -> str:
-    return run_id.rsplit("-", 1)[-1]
