@@ -127,6 +127,8 @@ def bench(size: int, keep: bool = False) -> dict:
         full_s, full_rss = run_measured([*kam, "run", "--as-of", D1.isoformat()], work, env, log)
         figures["full_night"] = {"seconds": round(full_s, 1), "peak_rss_mib": round(full_rss)}
         print(f"  {size:>9,}  full night {full_s:.1f} s, peak {full_rss:,.0f} MiB", flush=True)
+        if keep:  # the warehouse as the full night left it: replay the incremental night on a copy of it
+            shutil.copytree(work / "warehouse", work / "warehouse-after-full")
 
         started = time.perf_counter()
         touched = simulate_day(urls, D2, share=0.01, seed=1)
@@ -165,7 +167,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--keep", action="store_true",
-                        help="keep each size's warehouse under benchmarks/out/pg-N (to profile its steps)")
+                        help="keep each size's warehouse under benchmarks/out/pg-N, and a copy of it "
+                             "after the full night (warehouse-after-full), to profile the steps")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"KAM PostgreSQL extraction benchmark on {os.cpu_count()} cores, "

@@ -21,8 +21,18 @@ from pipelines.ledger import new_run_id
 from pipelines.nightly import STEP_HELP, STEPS, run_step
 from pipelines.results import StepResult
 from pipelines.sources import SourceUnavailable
+from pipelines.step_process import StepDied, preload, run_step_in_child
 
 console = Console()
+
+# Set when `kam` runs as a script (`_KamScript.__call__`): each step of a command then runs in a
+# child process of its own (pipelines/step_process.py). In-process callers (CliRunner, Python)
+# keep running steps in their own process. KAM_STEP_PROCESSES=0 turns the children off.
+_SCRIPT = {"child_steps": False}
+
+
+def _child_steps() -> bool:
+    return _SCRIPT["child_steps"] and os.environ.get("KAM_STEP_PROCESSES", "1") != "0"
 
 
 def _as_of(_ctx, _param, value: str | None) -> date | None:
@@ -62,6 +72,7 @@ class _KamScript(click.Group):
     """
 
     def __call__(self, *args, **kwargs):
+        _SCRIPT["child_steps"] = True
         try:
             self.main(*args, **kwargs)  # standalone mode always ends in SystemExit
             code = 0
@@ -127,6 +138,10 @@ def _run(steps: list[str], config: str | None, as_of: date, **options) -> list[S
     console.log(f"run {run_id}")
     results: list[StepResult] = []
     started = time.perf_counter()
+    runner = run_step
+    if _child_steps():
+        runner = run_step_in_child
+        preload(steps)
     try:
         for step in steps:
             with console.status(f"[bold]{step}[/]: {STEP_HELP[step]}…") as status:
@@ -134,12 +149,14 @@ def _run(steps: list[str], config: str | None, as_of: date, **options) -> list[S
                     _status.update(f"[bold]{_step}[/]: {name} ({rows:,} rows)…")
                     console.log(f"{_step}: {name} {rows:,} rows")
 
-                result = run_step(step, as_of, settings, run_id=run_id, on_table=on_table,
-                                  on_start=lambda s: console.log(f"{s}: started"), **options)
+                result = runner(step, as_of, settings, run_id=run_id, on_table=on_table,
+                                on_start=lambda s: console.log(f"{s}: started"), **options)
             result.details.setdefault("run_id", run_id)
             results.append(result)
-            console.log(f"[green]✓[/] {step} done in {result.seconds:.1f} s")
-    except (ConfigError, SourceUnavailable, SchemaDrift, RuntimeError, FileNotFoundError) as exc:
+            peak = result.details.get("peak_rss_mib")
+            console.log(f"[green]✓[/] {step} done in {result.seconds:.1f} s"
+                        + (f", peak memory {peak:,} MiB (its own process)" if peak else ""))
+    except (ConfigError, SourceUnavailable, SchemaDrift, StepDied, RuntimeError, FileNotFoundError) as exc:
         _print_summary(results, settings, as_of, time.perf_counter() - started)
         raise click.ClickException(
             f"step {step!r} failed: {exc}\n(run {run_id}; `kam runs` shows the ledger)"
@@ -150,11 +167,15 @@ def _run(steps: list[str], config: str | None, as_of: date, **options) -> list[S
 
 def _print_summary(results: list[StepResult], settings: Settings, as_of: date, total: float) -> None:
     steps = Table(title=f"KAM run for {as_of}")
-    for col, justify in (("step", "left"), ("tables", "right"), ("rows", "right"), ("seconds", "right")):
+    peaks = [r.details.get("peak_rss_mib") for r in results]
+    columns = [("step", "left"), ("tables", "right"), ("rows", "right"), ("seconds", "right")]
+    for col, justify in columns + ([("peak MiB", "right")] if any(peaks) else []):
         steps.add_column(col, justify=justify)
-    for r in results:
-        steps.add_row(r.step, str(len(r.rows)), f"{r.total_rows:,}", f"{r.seconds:.1f}")
-    steps.add_row("total", "", "", f"{total:.1f}", style="bold")
+    for r, peak in zip(results, peaks, strict=True):
+        cells = [r.step, str(len(r.rows)), f"{r.total_rows:,}", f"{r.seconds:.1f}"]
+        steps.add_row(*cells, *([f"{peak:,}" if peak else ""] if any(peaks) else []))
+    peak_cell = [f"{max(p or 0 for p in peaks):,}"] if any(peaks) else []
+    steps.add_row("total", "", "", f"{total:.1f}", *peak_cell, style="bold")
     console.print(steps)
     by_step = {r.step: r for r in results}
     for r in results:

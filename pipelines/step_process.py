@@ -1,0 +1,145 @@
+"""Run one nightly step in a child process of its own, as an Airflow worker runs each task.
+
+Why: a step's memory goes back to the operating system only when its process ends. DuckDB, Arrow
+and delta-rs keep freed memory in their allocators, so one process running every step of a
+1M-customer night peaked above what any step needs alone (7.0 GB against 5.3 GB for the largest
+step). A child per step also keeps a native crash in one step from leaving the next in a damaged
+process, and gives each step's own peak memory (from the kernel's rusage of the child).
+
+The child is forked from the `kam` script, which has imported the code but has not opened a
+warehouse, a DuckDB database or delta-rs's runtime: those are created fresh in every child (a
+forked Tokio runtime does not work, so this is only for a process that has not used one; library
+callers and tests run the steps in-process through `pipelines.nightly.run_step`). The child dies
+with its parent (`PR_SET_PDEATHSIG`), so killing `kam run` stops the step it is running, exactly
+as killing a single process would.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import traceback
+from collections.abc import Callable
+from datetime import date
+
+from pipelines.config import Settings
+from pipelines.results import StepResult
+
+_PR_SET_PDEATHSIG = 1
+
+
+class StepDied(RuntimeError):
+    """The step's process ended without reporting a result: killed by a signal (often the kernel's
+    out-of-memory killer) or crashed in native code. The ledger shows the step unfinished."""
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the child may outlive a killed parent
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself when it survives pickling, else a RuntimeError with its text."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any unpicklable exception is reported by its text
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _child(write_fd: int, parent: int, step: str, as_of: date, settings: Settings, run_id: str,
+           options: dict) -> None:
+    from pipelines.nightly import run_step
+
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches the whole process group
+    with os.fdopen(write_fd, "wb") as out:
+        def send(kind: str, *payload) -> None:
+            pickle.dump((kind, payload), out)
+            out.flush()
+
+        try:
+            result = run_step(step, as_of, settings, run_id=run_id,
+                              on_table=lambda name, rows: send("table", name, rows),
+                              on_start=lambda name: send("start", name), **options)
+            send("result", result)
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+            send("error", _portable(exc), traceback.format_exc())
+
+
+# Imported lazily by the steps that need them, and slow to import (Great Expectations takes several
+# seconds): imported once before the first fork, so the children share them instead of each
+# importing them again.
+_LAZY_IMPORTS = {"validate": ["great_expectations"], "check": ["great_expectations"]}
+
+
+def preload(steps: list[str]) -> None:
+    for module in sorted({m for step in steps for m in _LAZY_IMPORTS.get(step, [])}):
+        try:
+            __import__(module)
+        except ImportError:  # an optional extra that is not installed: the step says so itself
+            pass
+
+
+def run_step_in_child(step: str, as_of: date, settings: Settings, *, run_id: str,
+                      on_table: Callable[[str, int], None] | None = None,
+                      on_start: Callable[[str], None] | None = None, **options) -> StepResult:
+    """`run_step` in a forked child; its events reach the callbacks here, its result or its
+    exception comes back, and `details['peak_rss_mib']` is the child's peak resident memory."""
+    read_fd, write_fd = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: run the step, report, and leave without the parent's teardown
+        code = 0
+        try:
+            os.close(read_fd)
+            _child(write_fd, parent, step, as_of, settings, run_id, options)
+        except BaseException:  # noqa: BLE001 - the report itself failed
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    outcome: tuple | None = None
+    try:
+        with os.fdopen(read_fd, "rb") as events:
+            while True:
+                try:
+                    kind, payload = pickle.load(events)
+                except EOFError:
+                    break
+                if kind == "table" and on_table:
+                    on_table(*payload)
+                elif kind == "start" and on_start:
+                    on_start(*payload)
+                elif kind in ("result", "error"):
+                    outcome = (kind, payload)
+    finally:
+        _, status, usage = os.wait4(pid, 0)
+    peak_mib = round(usage.ru_maxrss / 1024)
+    if outcome is None:
+        raise StepDied(f"step {step!r} died without a result ({_describe(status)}); "
+                       f"its tables stay at their last committed version")
+    kind, payload = outcome
+    if kind == "error":
+        exc, child_traceback = payload
+        exc.add_note(f"in the {step} step's process (pid {pid}):\n{child_traceback}")
+        raise exc
+    result: StepResult = payload[0]
+    result.details["peak_rss_mib"] = peak_mib
+    return result
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        name = signal.Signals(number).name
+        hint = ": killed, perhaps by the out-of-memory killer" if number == signal.SIGKILL else ""
+        return f"signal {number}, {name}{hint}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"

@@ -1,0 +1,78 @@
+"""`kam run` as a script runs every step in a child process of its own (pipelines/step_process.py).
+
+Tested with real processes: a step's child killed by a signal fails the run with a message that
+names the step and the signal, the ledger shows the step unfinished, every table still reads, and
+the next run completes with each step's peak memory reported from its own process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from pipelines.ledger import runs
+from pipelines.warehouse import Warehouse
+from tests.conftest import DEMO_AS_OF
+
+KAM = [sys.executable, "-c", "from pipelines.cli import main; main()"]
+STEPS = ["extract", "stage", "validate", "build", "mine", "check", "publish", "maintain"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _env(root: Path) -> dict:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "KAM_CONFIG": str(root / "kam.yaml")}
+
+
+def test_a_killed_step_process_fails_the_run_by_name_and_the_next_run_completes(demo_workspace):
+    root = demo_workspace.root
+    proc = subprocess.Popen([*KAM, "run", "--as-of", DEMO_AS_OF], cwd=root, env=_env(root),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen, killed = [], None
+    for line in proc.stdout:
+        seen.append(line.rstrip())
+        if killed is None and "stage: started" in line:
+            deadline = time.monotonic() + 10
+            while not (children := _children(proc.pid)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            [killed] = children  # exactly one step runs at a time, in its own process
+            assert killed != proc.pid
+            os.kill(killed, signal.SIGKILL)
+    proc.wait(timeout=120)
+    output = "\n".join(seen)
+    assert proc.returncode == 1, output
+    assert "step 'stage' died without a result (signal 9, SIGKILL" in output, output
+    assert "extract done in" in output and "stage done in" not in output
+
+    warehouse = Warehouse(demo_workspace.warehouse)
+    status = {r["step"]: r["status"] for r in runs(warehouse)}
+    assert status == {"extract": "success", "stage": "unfinished"}
+    for table in warehouse.tables():  # every table reads at its last committed version
+        warehouse.read(table)
+
+    done = subprocess.run([*KAM, "run", "--as-of", DEMO_AS_OF], cwd=root, env=_env(root),
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    peaks = dict(re.findall(r"✓ (\w+) done in [\d.]+ s, peak memory ([\d,]+) MiB", done.stdout))
+    assert list(peaks) == STEPS, done.stdout
+    assert all(int(mib.replace(",", "")) > 50 for mib in peaks.values()), peaks
+    latest = runs(warehouse, limit=1)
+    assert {r["step"] for r in latest} == set(STEPS)
+    assert {r["status"] for r in latest} == {"success"}
+    assert {r["as_of"] for r in latest} == {date.fromisoformat(DEMO_AS_OF)}
