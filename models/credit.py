@@ -11,7 +11,7 @@ grade cut-offs come from configuration; nothing here knows the default numbers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -64,38 +64,55 @@ def grade_of(score: np.ndarray, grades: Sequence[tuple[str, float]]) -> np.ndarr
     return np.select([s >= m for _, m in grades[:-1]], names[:-1], default=names[-1]).astype(object)
 
 
-def score_customers(indicators: pd.DataFrame, card: Scorecard) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score every row of `indicators` (customer_id + one column per indicator).
+def _indicator_values(indicators: pd.DataFrame, ind: Indicator) -> np.ndarray:
+    if ind.name in indicators:
+        return indicators[ind.name].to_numpy(dtype=float, na_value=np.nan)
+    return np.full(len(indicators), np.nan)
 
-    Returns (rating, points): one row per customer with score, financial and non-financial points,
-    points per group and grade; and one row per customer and indicator with value, band, points and
-    maximum points, which is the explanation of the grade line by line.
-    """
+
+def rate_customers(indicators: pd.DataFrame, card: Scorecard) -> pd.DataFrame:
+    """One row per row of `indicators` (customer_id + one column per indicator): score, financial
+    and non-financial points, points per group and the computed grade."""
     ids = indicators["customer_id"].to_numpy()
-    parts, total = [], np.zeros(len(ids))
+    total = np.zeros(len(ids))
     by_group = {g: np.zeros(len(ids)) for g in GROUPS}
     financial = np.zeros(len(ids))
     for ind in card.indicators:
-        values = (indicators[ind.name].to_numpy(dtype=float, na_value=np.nan) if ind.name in indicators
-                  else np.full(len(ids), np.nan))
-        points, band = indicator_points(values, ind)
+        points, _ = indicator_points(_indicator_values(indicators, ind), ind)
         total += points
         by_group[ind.group] += points
         if ind.financial:
             financial += points
-        parts.append(pd.DataFrame({
-            "customer_id": ids, "group": ind.group, "indicator": ind.name, "label": ind.label or ind.name,
-            "financial": ind.financial, "value": values, "band": band, "points": points,
-            "max_points": float(ind.points),
-        }))
     total = np.round(total, 6)
     rating = pd.DataFrame({"customer_id": ids, "score": total, "financial_points": np.round(financial, 6),
                            "non_financial_points": np.round(total - financial, 6)})
     for group, points in by_group.items():
         rating[f"{group}_points"] = np.round(points, 6)
     rating["computed_grade"] = grade_of(total, card.grades)
+    return rating
+
+
+def point_lines(indicators: pd.DataFrame, card: Scorecard) -> Iterator[pd.DataFrame]:
+    """The explanation of every grade, one indicator at a time: per customer the value, band,
+    points and maximum points. One frame per indicator, so a million customers' twenty lines each
+    are written as they are made instead of being held at once."""
+    ids = indicators["customer_id"].to_numpy()
+    for ind in card.indicators:
+        values = _indicator_values(indicators, ind)
+        points, band = indicator_points(values, ind)
+        yield pd.DataFrame({
+            "customer_id": ids, "group": ind.group, "indicator": ind.name, "label": ind.label or ind.name,
+            "financial": ind.financial, "value": values, "band": band, "points": points,
+            "max_points": float(ind.points),
+        })
+
+
+def score_customers(indicators: pd.DataFrame, card: Scorecard) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`rate_customers` and every `point_lines` frame in one: (rating, points), the points adding
+    up to each customer's score."""
+    parts = list(point_lines(indicators, card))
     points = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    return rating, points
+    return rate_customers(indicators, card), points
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
         for table, data, key in value_marts.side_marts(session, settings, values,
                                                           rerate_credit=rerate_credit):
             session.warehouse.write(table, data, replace_where=key)
-            result.rows[table] = data.num_rows
+            result.rows[table] = session.warehouse.rows(table) if key is None else data.num_rows
             if on_table:
-                on_table(table, data.num_rows)
+                on_table(table, result.rows[table])
 
         if settings.config.credit is not None and "credit_rating" not in result.rows:
             result.notes.append(f"credit rating of {value_marts.rating_quarter(as_of)[0]} kept: credit is "
@@ -90,7 +90,7 @@ def rate_credit(settings: Settings, as_of: date) -> StepResult:
         rating, points = value_marts.credit_tables(session, settings)
     for table, data in (("credit_rating", rating), ("credit_rating_points", points)):
         warehouse.write(table, data)
-        result.rows[table] = data.num_rows
+        result.rows[table] = warehouse.rows(table)
     result.details["rating_quarter"] = value_marts.rating_quarter(as_of)[0]
     result.seconds = time.perf_counter() - started
     return result

@@ -13,9 +13,6 @@ import time
 from collections.abc import Callable
 from datetime import date
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from pipelines import stage_state
 from pipelines.batches import known_on, snapshot
 from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES, build_order
@@ -326,8 +323,8 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
                 incremental.add(entity)
             else:
                 _stage_full(session, entity, checked_entity_sql(entity, mapping, raw, staged))
-            good = _rows(warehouse, f"stg_{entity}")
-            bad = _rows(warehouse, f"quarantine_{entity}")
+            good = warehouse.rows(f"stg_{entity}")
+            bad = warehouse.rows(f"quarantine_{entity}")
             nulled = session.con.execute(
                 f"SELECT count(*) FROM _checked_{entity} WHERE {REJECT} IS NULL AND _nulled IS NOT NULL"
             ).fetchone()[0]
@@ -366,8 +363,3 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
     result.seconds = time.perf_counter() - started
     return result
 
-
-def _rows(warehouse: Warehouse, table: str) -> int:
-    """Rows of a table's current version, from the Delta log (no data read)."""
-    actions = pa.table(warehouse.table(table).get_add_actions(flatten=True))
-    return int(pc.sum(actions.column("num_records")).as_py() or 0)

@@ -27,7 +27,7 @@ from models.clv import (
     holdout_evaluation,
 )
 from models.clv._fit import ConvergenceWarning
-from models.credit import apply_overrides, score_customers
+from models.credit import apply_overrides, point_lines, rate_customers
 from models.profit import cost_parts, whale_curve
 from models.pyramid import abc_classes, assign_tiers
 from models.tier_stability import stabilise, tier_floors
@@ -282,23 +282,35 @@ def rating_quarter(as_of: date) -> tuple[str, date, date]:
     return f"{as_of.year}Q{q + 1}", period_start, period_end
 
 
-def credit_tables(session: Session, settings: Settings) -> tuple[pa.Table, pa.Table]:
+POINTS_SCHEMA = pa.schema([
+    ("customer_id", pa.string()), ("group", pa.string()), ("indicator", pa.string()), ("label", pa.string()),
+    ("financial", pa.bool_()), ("value", pa.float64()), ("band", pa.string()), ("points", pa.float64()),
+    ("max_points", pa.float64()), ("rating_quarter", pa.string()),
+])
+
+
+def credit_tables(session: Session, settings: Settings) -> tuple[pa.Table, pa.RecordBatchReader]:
     """credit_rating (one row per customer and rating quarter) and credit_rating_points (one row per
-    customer, quarter and indicator: the grade explained line by line)."""
+    customer, quarter and indicator: the grade explained line by line).
+
+    The points come as a stream, one indicator's batch at a time: at a million customers they are
+    twenty million rows, and held whole as a frame they were the largest allocation of the build."""
     credit = settings.config.credit
     label, start, end = rating_quarter(session.as_of)
     session.con.execute(f"SET VARIABLE period_start = DATE '{start.isoformat()}'")
     session.con.execute(f"SET VARIABLE period_end = DATE '{end.isoformat()}'")
     indicators = _frame(session, "credit_indicators").sort_values("customer_id", ignore_index=True)
-    rating, points = score_customers(indicators, credit.scorecard())
-    rating = apply_overrides(rating, credit.override_list(), session.as_of)
+    card = credit.scorecard()
+    rating = apply_overrides(rate_customers(indicators, card), credit.override_list(), session.as_of)
     head = {"rating_quarter": label, "period_start": start, "period_end": end}
     rating = rating.assign(**head)
-    points = points.assign(rating_quarter=label)
     dates = {"period_start": pa.date32(), "period_end": pa.date32(), "override_expires": pa.date32(),
              "override_reason": pa.string()}
     rating_table = pa.table({c: pa.array(rating[c].tolist(), dates.get(c)) for c in rating.columns})
-    return rating_table, pa.Table.from_pandas(points, preserve_index=False)
+    batches = (pa.RecordBatch.from_pandas(part.assign(rating_quarter=label), schema=POINTS_SCHEMA,
+                                          preserve_index=False)
+               for part in point_lines(indicators, card))
+    return rating_table, pa.RecordBatchReader.from_batches(POINTS_SCHEMA, batches)
 
 
 def holdout_table(session: Session, settings: Settings) -> pa.Table | None:

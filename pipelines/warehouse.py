@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, Field, write_deltalake
@@ -107,6 +108,11 @@ class Warehouse:
         _note("read", table, delta.version())
         files = [] if delta.metadata().partition_columns else list(delta.file_uris())
         return delta.to_pyarrow_dataset(), files
+
+    def rows(self, table: str) -> int:
+        """Rows of the table's current version, from the Delta log (no data read)."""
+        actions = pa.table(self.table(table).get_add_actions(flatten=True))
+        return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
     def read(self, table: str, columns: Iterable[str] | None = None) -> pa.Table:
         return self.dataset(table).to_table(columns=list(columns) if columns else None)

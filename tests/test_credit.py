@@ -98,3 +98,16 @@ def test_tier_presets_and_their_errors(tmp_path):
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(ConfigError, match=r"alerts.at_risk_tiers: \['VIP'\] are not tiers"):
         load_config(path)
+
+
+def test_point_lines_stream_the_same_points_one_indicator_at_a_time():
+    from models.credit import point_lines, rate_customers
+
+    frame = pd.DataFrame({"customer_id": ["a", "b", "c"], "on_time": [0.99, 0.85, np.nan],
+                          "days_late": [0.0, 12.0, 5.0], "debt_ratio": [0.3, 0.9, np.nan]})
+    parts = list(point_lines(frame, CARD))
+    assert [p["indicator"].unique().tolist() for p in parts] == [["on_time"], ["days_late"], ["debt_ratio"]]
+    rating, points = score_customers(frame, CARD)
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), points)
+    pd.testing.assert_frame_equal(rate_customers(frame, CARD), rating)
+    assert pd.concat(parts).groupby("customer_id")["points"].sum().tolist() == rating["score"].tolist()
