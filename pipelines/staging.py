@@ -117,6 +117,13 @@ def empty_entity_sql(entity: str) -> str:
     return f"SELECT {cols} WHERE FALSE"
 
 
+def _expose_batches(session: Session, raw_table: str, alias: str, chosen: list) -> None:
+    """The rows of some raw batches: only their extraction dates' partitions are read."""
+    ids = ", ".join(f"'{b.batch_id}'" for b in chosen)
+    session.expose(raw_table, alias=alias, row_filter=f"{BATCH_ID} IN ({ids})",
+                   partitions={EXTRACT_DATE: {str(b.extract_date) for b in chosen}})
+
+
 def expose_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of: date) -> str:
     """A view of the raw rows that make up the entity's source table on the as-of date.
 
@@ -135,10 +142,7 @@ def expose_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of
     alias = f"_raw_{entity}"
 
     def batches(name: str, chosen: list) -> None:
-        dates = ", ".join(sorted({f"'{b.extract_date}'" for b in chosen}))
-        ids = ", ".join(f"'{b.batch_id}'" for b in chosen)
-        session.expose(raw.warehouse_name, alias=name,
-                       row_filter=f"{EXTRACT_DATE} IN ({dates}) AND {BATCH_ID} IN ({ids})")
+        _expose_batches(session, raw.warehouse_name, name, chosen)
 
     full, increments = snap.data[0], snap.data[1:]
     batches(f"_full_{entity}", [full])
@@ -170,17 +174,17 @@ def expose_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of
                 FROM "_incb_{entity}"
             ) WHERE {BATCH_ID} = _newest
         """)
-        parts = [f'SELECT * FROM ({parts[0]}) a WHERE NOT EXISTS '
-                 f'(SELECT 1 FROM "_inc_{entity}" b WHERE {same})',
+        parts = [f'SELECT a.* FROM ({parts[0]}) a ANTI JOIN "_inc_{entity}" b ON {same}',
                  f'SELECT * FROM "_inc_{entity}"']
     if snap.keys is not None:  # deletions: older keyed rows the reconciliation did not see
         batches(f"_keysb_{entity}", [snap.keys])
         session.con.execute(
-            f'CREATE OR REPLACE TEMP TABLE "_keys_{entity}" AS SELECT DISTINCT {keyed} FROM "_keysb_{entity}"'
+            f'CREATE OR REPLACE TEMP TABLE "_keys_{entity}" AS '
+            f'SELECT DISTINCT {keyed}, true AS _seen FROM "_keysb_{entity}"'
         )
-        parts = [
-            f"SELECT * FROM ({part}) a WHERE a.{BATCH_ID} > '{snap.keys.batch_id}' OR a._kh <> 0 "
-            f'OR EXISTS (SELECT 1 FROM "_keys_{entity}" b WHERE {same})'
+        parts = [  # keys are distinct, so the left join keeps each row once
+            f'SELECT a.* FROM ({part}) a LEFT JOIN "_keys_{entity}" b ON {same} '
+            f"WHERE a.{BATCH_ID} > '{snap.keys.batch_id}' OR a._kh <> 0 OR b._seen"
             for part in parts
         ]
     union = " UNION ALL BY NAME ".join(f"({p})" for p in parts)
@@ -241,20 +245,16 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, raw:
     keys = [_q(k) for k in spec.key]
     knames = [f"_k{i}" for i in range(len(keys))]
 
-    def keyed(table: str, exprs: list[str]) -> str:
-        """`exprs` (one per key column) name a key listed in `table`."""
-        same = " AND ".join(f"k.{k} = {e}" for k, e in zip(knames, exprs, strict=True))
-        return f'EXISTS (SELECT 1 FROM "{table}" k WHERE {same})'
+    def on_key(exprs: list[str]) -> str:
+        """Join condition: `exprs` (one per key column) equal the key `k` of a key list."""
+        return " AND ".join(f"k.{k} = {e}" for k, e in zip(knames, exprs, strict=True))
 
     session.expose(f"stg_{entity}", alias=f"_old_stg_{entity}")
     session.expose(f"quarantine_{entity}", alias=f"_old_q_{entity}")
     as_keys = ", ".join(f"{c} AS {k}" for c, k in zip(keys, knames, strict=True))
     sources = [f'SELECT {as_keys} FROM "_old_q_{entity}"']
     if new_batches:
-        dates = ", ".join(sorted({f"'{b.extract_date}'" for b in new_batches}))
-        ids = ", ".join(f"'{b.batch_id}'" for b in new_batches)
-        session.expose(raw_table_for(entity, mapping).warehouse_name, alias=f"_new_{entity}",
-                       row_filter=f"{EXTRACT_DATE} IN ({dates}) AND {BATCH_ID} IN ({ids})")
+        _expose_batches(session, raw_table_for(entity, mapping).warehouse_name, f"_new_{entity}", new_batches)
         typed_as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
         sources.append(f'SELECT {typed_as_keys} FROM "_new_{entity}"')
     for col, parent, _ in FOREIGN_KEYS.get(entity, []):
@@ -266,26 +266,31 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, raw:
     session.materialize(f"_keys_{entity}", f"SELECT * FROM ({union}) WHERE {not_null}")
 
     keyless = " OR ".join(f"({t}) IS NULL" for t in typed)
-    session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_pulled_{entity}" AS SELECT * FROM "{raw}" '
-                        f'WHERE {keyless} OR {keyed(f"_keys_{entity}", typed)}')
+    # Plain hash joins, not correlated EXISTS: DuckDB unnests those with a de-duplication of all
+    # 30M outer rows (at 1M customers, 38 s of the 45 s the order lines took).
+    session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_pulled_{entity}" AS SELECT r.* FROM "{raw}" r '
+                        f'LEFT JOIN (SELECT *, true AS _hit FROM "_keys_{entity}") k '
+                        f'ON {on_key(typed)} '
+                        f'WHERE {keyless} OR k._hit')
     checked = checked_entity_sql(entity, mapping, f"_pulled_{entity}", staged)
     session.materialize(f"_checked_{entity}", checked)
     # Keys that were staged and are not any more: the children that reference them are re-checked.
     staged_before = " AND ".join(f"o.{c} = r.{k}" for c, k in zip(keys, knames, strict=True))
     still_good = " AND ".join(f"g.{c} = r.{k}" for c, k in zip(keys, knames, strict=True))
     session.materialize(f"_removed_{entity}", f"""
-        SELECT * FROM "_keys_{entity}" r
-        WHERE EXISTS (SELECT 1 FROM "_old_stg_{entity}" o WHERE {staged_before})
-          AND NOT EXISTS (SELECT 1 FROM "_checked_{entity}" g WHERE g.{REJECT} IS NULL AND {still_good})""")
+        SELECT r.* FROM "_keys_{entity}" r
+        SEMI JOIN "_old_stg_{entity}" o ON {staged_before}
+        ANTI JOIN (SELECT * FROM "_checked_{entity}" WHERE {REJECT} IS NULL) g ON {still_good}""")
     columns = ", ".join(_q(c) for c in spec.columns)
-    kept = f'NOT {keyed(f"_keys_{entity}", [f"o.{c}" for c in keys])}'
-    session.write(f"stg_{entity}", f'SELECT {columns} FROM "_old_stg_{entity}" o WHERE {kept} UNION ALL '
+    kept = f'ANTI JOIN "_keys_{entity}" k ON {on_key([f"o.{c}" for c in keys])}'
+    session.write(f"stg_{entity}", f'SELECT {", ".join("o." + _q(c) for c in spec.columns)} '
+                                   f'FROM "_old_stg_{entity}" o {kept} UNION ALL '
                                    f"SELECT {columns} FROM _checked_{entity} WHERE {REJECT} IS NULL")
     with_key = " AND ".join(f"o.{c} IS NOT NULL" for c in keys)
     session.write(
         f"quarantine_{entity}",
-        f"SELECT * REPLACE (getvariable('as_of') AS as_of_date) FROM \"_old_q_{entity}\" o "
-        f"WHERE {with_key} AND {kept} "
+        f"SELECT o.* REPLACE (getvariable('as_of') AS as_of_date) FROM \"_old_q_{entity}\" o {kept} "
+        f"WHERE {with_key} "
         f"UNION ALL BY NAME SELECT *, getvariable('as_of') AS as_of_date FROM _checked_{entity} "
         f"WHERE {REJECT} IS NOT NULL",
     )

@@ -100,14 +100,26 @@ class Warehouse:
         _note("read", table, delta.version())
         return delta.to_pyarrow_dataset()
 
-    def scan(self, table: str) -> tuple[ds.Dataset, list[str]]:
-        """One version of the table two ways: as an Arrow dataset, and as the list of its Parquet
-        files when they alone hold it (no partition columns: those live in the log, not the files;
-        empty otherwise). KAM writes no deletion vectors, so the files are exactly the rows."""
+    def scan(self, table: str) -> tuple[ds.Dataset, list[tuple[dict[str, str | None], list[str]]]]:
+        """One version of the table two ways: as an Arrow dataset, and as its Parquet files grouped
+        by partition values (one group with no values for an unpartitioned table). Partition
+        values live in the log, not in the files, so a reader of the files adds them per group.
+        KAM writes no deletion vectors, so the files are exactly the rows."""
         delta = self.table(table)
         _note("read", table, delta.version())
-        files = [] if delta.metadata().partition_columns else list(delta.file_uris())
-        return delta.to_pyarrow_dataset(), files
+        partitions = delta.metadata().partition_columns
+        uris = list(delta.file_uris())
+        if not partitions:
+            return delta.to_pyarrow_dataset(), [({}, uris)] if uris else []
+        actions = pa.table(delta.get_add_actions(flatten=True))
+        values = [actions.column(f"partition.{c}").to_pylist() for c in partitions]
+        root = str(self.path(table))
+        groups: dict[tuple, list[str]] = {}
+        for i, path in enumerate(actions.column("path").to_pylist()):
+            key = tuple(str(v[i]) if v[i] is not None else None for v in values)
+            groups.setdefault(key, []).append(path if os.path.isabs(path) else os.path.join(root, path))
+        return delta.to_pyarrow_dataset(), [(dict(zip(partitions, k, strict=True)), f)
+                                            for k, f in sorted(groups.items(), key=lambda kv: str(kv[0]))]
 
     def rows(self, table: str) -> int:
         """Rows of the table's current version, from the Delta log (no data read)."""

@@ -1,5 +1,5 @@
-"""Session.expose reads unpartitioned Delta tables with DuckDB's Parquet reader and partitioned ones
-through the Arrow dataset; either way a query sees exactly the table's current version."""
+"""Session.expose reads Delta tables with DuckDB's Parquet reader from the version's file list
+(partitioned ones a partition at a time); a query sees exactly the table's current version."""
 
 from __future__ import annotations
 
@@ -48,16 +48,31 @@ def test_an_unpartitioned_table_is_read_natively_with_the_datasets_exact_rows_an
         assert _rows(session, 'SELECT count(*), count(channel) FROM "stg_order"') == [(3, 2)]
 
 
-def test_a_partitioned_table_keeps_the_dataset_and_its_partition_values(tmp_path):
+def test_a_partitioned_table_is_read_natively_and_a_partition_filter_opens_only_its_files(tmp_path):
     warehouse = Warehouse(tmp_path)
     dates = pa.array(["2026-06-29", "2026-06-30", "2026-06-30"])
     batch = _version_one().append_column("_extract_date", dates)
     warehouse.write("raw_erp__orders", batch, partition_by=["_extract_date"])
+    warehouse.append("raw_erp__orders", batch.slice(2).append_column("channel", pa.array(["edi"])),
+                     partition_by=["_extract_date"])  # a later batch with a new column
     with Session(warehouse, date(2026, 6, 30)) as session:
-        session.expose("raw_erp__orders", row_filter="_extract_date = '2026-06-30'")
-        assert "READ_PARQUET" not in _plan(session, "raw_erp__orders").upper()
-        assert _rows(session, 'SELECT order_id, _extract_date FROM "raw_erp__orders" ORDER BY ALL') == [
-            ("o2", "2026-06-30"), (None, "2026-06-30")]
+        session.expose("raw_erp__orders")
+        assert "READ_PARQUET" in _plan(session, "raw_erp__orders").upper()
+        session.con.register("via_dataset", warehouse.dataset("raw_erp__orders"))
+        assert (session.con.execute('DESCRIBE SELECT * FROM "raw_erp__orders"').fetchall()
+                == session.con.execute("DESCRIBE SELECT * FROM via_dataset").fetchall())
+        native = session.con.execute('SELECT * FROM "raw_erp__orders" ORDER BY ALL').to_arrow_table()
+        assert native.equals(session.con.execute("SELECT * FROM via_dataset ORDER BY ALL").to_arrow_table())
+        assert native.num_rows == 4
+
+    # The other partition's files are gone from disk: a scan of 2026-06-30 alone never opens them.
+    for file in (tmp_path / "raw" / "raw_erp__orders").glob("_extract_date=2026-06-29/*.parquet"):
+        file.unlink()
+    with Session(warehouse, date(2026, 6, 30)) as session:
+        session.expose("raw_erp__orders", partitions={"_extract_date": {"2026-06-30"}})
+        query = 'SELECT order_id, _extract_date, channel FROM "raw_erp__orders" ORDER BY ALL'
+        assert _rows(session, query) == [
+            ("o2", "2026-06-30", None), (None, "2026-06-30", "edi"), (None, "2026-06-30", None)]
 
 
 def test_a_view_keeps_the_version_it_was_exposed_at(tmp_path):
