@@ -9,12 +9,19 @@ DuckDB writes the files (its CSV writer and its Excel extension, in flat memory)
 accounts openpyxl took minutes and gigabytes per workbook. The everyone workbook stops at
 `outputs.excel_max_rows` (a sheet that size is not read by a person; the CSV holds every row);
 each owner's workbook is always written.
+
+At a million accounts there are ~5,000 owners, so the per-file cost rules: each owner's rows are
+one `_row` range (export order starts with the owner), which the scan prunes by zone maps, and the
+files are written by a few DuckDB cursors at once (87 s for 9,820 files at 1M before, one at a time
+with an owner filter).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -68,9 +75,9 @@ def _export_rows(session: Session, settings: Settings, as_of: date) -> int:
         FROM joined ORDER BY _row""")
 
 
-def _write(con, where: str, stem: Path, excel: bool) -> None:
+def _write(con, where: str, stem: Path, excel: bool, table: str = "export_rows") -> None:
     """One CSV and, if `excel`, one workbook of the export rows matching `where`, in export order."""
-    rows = f"SELECT * EXCLUDE (_row) FROM export_rows WHERE {where} ORDER BY _row"
+    rows = f"SELECT * EXCLUDE (_row) FROM {table} WHERE {where} ORDER BY _row"
     con.execute(f"COPY ({rows}) TO {duck.sql_literal(str(stem.with_suffix('.csv')))} (FORMAT csv, HEADER)")
     if excel:
         con.execute(f"COPY ({rows}) TO {duck.sql_literal(str(stem.with_suffix('.xlsx')))} "
@@ -89,11 +96,30 @@ def write_exports(settings: Settings, as_of: date) -> dict[str, int]:
         total = _export_rows(session, settings, as_of)
         written = {"all_accounts": total}
         _write(session.con, "TRUE", folder / "all_accounts", total <= settings.config.outputs.excel_max_rows)
-        owners = session.con.execute("SELECT owner, count(*) FROM export_rows GROUP BY owner ORDER BY owner")
-        for owner, rows in owners.fetchall():
+        owners = session.con.execute("SELECT owner, count(*), min(_row), max(_row) FROM export_rows "
+                                     "GROUP BY owner ORDER BY owner").fetchall()
+        jobs = []
+        for owner, rows, first, last in owners:
             stem = f"by_owner/{_slug(owner)}"
             while stem in written:  # two owners spelled alike ("A. Smith", "A Smith") keep two files
                 stem += "_"
-            _write(session.con, f"owner = {duck.sql_literal(owner)}", folder / stem, True)
             written[stem] = rows
+            jobs.append((f"_row BETWEEN {first} AND {last}", folder / stem))
+        _write_in_parallel(session, jobs)
     return written
+
+
+def _write_in_parallel(session: Session, jobs: list[tuple[str, Path]]) -> None:
+    """Each owner's CSV and workbook, written by one cursor per core (a cursor is its own
+    connection to the same database, so it sees main tables, not the session's temp tables)."""
+    session.con.execute("CREATE OR REPLACE TABLE main.owner_rows AS SELECT * FROM export_rows ORDER BY _row")
+    workers = max(1, min(4, os.cpu_count() or 1))
+
+    def write_share(share: list[tuple[str, Path]]) -> None:
+        with session.con.cursor() as cursor:
+            for where, stem in share:
+                _write(cursor, where, stem, True, table="main.owner_rows")
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(write_share, [jobs[i::workers] for i in range(workers)]))
+    session.con.execute("DROP TABLE main.owner_rows")

@@ -110,6 +110,10 @@ def test_exports_per_owner_and_for_everyone_in_csv_and_excel(demo_night):
                    "next_best_because"):
         assert column in everyone[0]
     assert any(r["next_best"] for r in everyone) and any(r["alerts"] for r in everyone)
+    for stem in (s for s in written if s.startswith("by_owner/")):  # written in parallel, by row range
+        with open(folder / f"{stem}.csv", newline="") as f:
+            theirs = list(csv.DictReader(f))
+        assert theirs == [r for r in everyone if r["owner"] == theirs[0]["owner"]], stem
     stem = next(s for s in written if s.startswith("by_owner/"))
     book = openpyxl.load_workbook(folder / f"{stem}.xlsx", read_only=True)
     sheet_rows = list(book["accounts"].iter_rows(values_only=True))
