@@ -9,6 +9,8 @@ loaded into it. Then, in the same run and on the same server:
    wall time, peak RSS;
 4. one day of changes (≈1% of order lines updated, 0.5% new orders, 1% of several master tables);
 5. the incremental night `kam run` for the next day: wall time, peak RSS;
+   (peak RSS of the largest process of the run, and the process tree's summed RSS and PSS sampled
+   twice a second: `kam run` forks each step);
 6. seconds per step of both nights from the run ledger, and validation's share of them.
 
     uv run python benchmarks/incremental_pg.py --sizes 10000 100000 1000000
@@ -23,6 +25,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -42,12 +45,72 @@ D1, D2 = date(2026, 11, 18), date(2026, 11, 19)  # a Wednesday and a Thursday: n
 TABLE = "sales_order_lines"
 
 
-def run_measured(args: list[str], cwd: Path, env: dict, log) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one process."""
+class TreeMemory:
+    """Samples a process and all its descendants twice a second: the peak of their summed RSS
+    and of their summed PSS (a page shared by a forked step and its parent counts once in PSS,
+    twice in RSS). `kam run` forks each step, so the largest single process (wait4's ru_maxrss)
+    alone could hide the parent's memory held beside the step's."""
+
+    def __init__(self, pid: int):
+        self.pid, self.rss, self.pss = pid, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            tree = _descendants(self.pid)
+            rss = pss = 0
+            for pid in tree:
+                kib = _smaps_rollup(pid)
+                rss, pss = rss + kib.get("Rss", 0), pss + kib.get("Pss", 0)
+            self.rss, self.pss = max(self.rss, rss * 1024), max(self.pss, pss * 1024)
+
+    def stop(self) -> tuple[float, float]:
+        """Peak summed RSS and PSS, MiB."""
+        self._stop.set()
+        self._thread.join()
+        return self.rss / 2**20, self.pss / 2**20
+
+
+def _descendants(root: int) -> list[int]:
+    """`root` and every process below it, from /proc (Linux)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])  # after "pid (comm) state"
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+def _smaps_rollup(pid: int) -> dict[str, int]:
+    """The process's memory totals in KiB (Rss, Pss, ...); empty if it has gone."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+    except OSError:
+        return {}
+    return {k.rstrip(":"): int(v) for k, v, *_ in (line.split() for line in lines)}
+
+
+def run_measured(args: list[str], cwd: Path, env: dict, log, tree: dict | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of the largest process of the run (the process or one of
+    its children); with `tree`, also the process tree's sampled peaks (`tree_rss_mib`, `tree_pss_mib`)."""
     started = time.perf_counter()
     proc = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    sampler = TreeMemory(proc.pid) if tree is not None else None
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
+    if sampler is not None:
+        tree["tree_rss_mib"], tree["tree_pss_mib"] = (round(x) for x in sampler.stop())
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(args)} failed; see {log.name}")
     return seconds, usage.ru_maxrss / 1024
@@ -124,9 +187,12 @@ def bench(size: int, keep: bool = False) -> dict:
               f"via psql {rows / psql_s:,.0f} rows/s; KAM {rows / kam_s:,.0f} rows/s = "
               f"{copy_s / kam_s:.2f} of psycopg's COPY, {psql_s / kam_s:.2f} of psql's", flush=True)
 
-        full_s, full_rss = run_measured([*kam, "run", "--as-of", D1.isoformat()], work, env, log)
-        figures["full_night"] = {"seconds": round(full_s, 1), "peak_rss_mib": round(full_rss)}
-        print(f"  {size:>9,}  full night {full_s:.1f} s, peak {full_rss:,.0f} MiB", flush=True)
+        tree: dict = {}
+        full_s, full_rss = run_measured([*kam, "run", "--as-of", D1.isoformat()], work, env, log, tree)
+        figures["full_night"] = {"seconds": round(full_s, 1), "peak_rss_mib": round(full_rss), **tree}
+        print(f"  {size:>9,}  full night {full_s:.1f} s, peak {full_rss:,.0f} MiB (largest process); "
+              f"process tree peak {tree['tree_rss_mib']:,} MiB RSS, {tree['tree_pss_mib']:,} MiB PSS",
+              flush=True)
         if keep:  # the warehouse as the full night left it: replay the incremental night on a copy of it
             shutil.copytree(work / "warehouse", work / "warehouse-after-full")
 
@@ -134,11 +200,14 @@ def bench(size: int, keep: bool = False) -> dict:
         touched = simulate_day(urls, D2, share=0.01, seed=1)
         figures["changes"] = touched
         figures["changes_seconds"] = round(time.perf_counter() - started, 1)
-        inc_s, inc_rss = run_measured([*kam, "run", "--as-of", D2.isoformat()], work, env, log)
-        figures["incremental_night"] = {"seconds": round(inc_s, 1), "peak_rss_mib": round(inc_rss)}
+        tree = {}
+        inc_s, inc_rss = run_measured([*kam, "run", "--as-of", D2.isoformat()], work, env, log, tree)
+        figures["incremental_night"] = {"seconds": round(inc_s, 1), "peak_rss_mib": round(inc_rss), **tree}
         figures["incremental_vs_full"] = round(inc_s / full_s, 3)
         print(f"  {size:>9,}  incremental night {inc_s:.1f} s ({inc_s / full_s:.1%} of full), "
-              f"peak {inc_rss:,.0f} MiB; changes: {touched}", flush=True)
+              f"peak {inc_rss:,.0f} MiB (largest process); process tree peak "
+              f"{tree['tree_rss_mib']:,} MiB RSS, {tree['tree_pss_mib']:,} MiB PSS; changes: {touched}",
+              flush=True)
         figures["step_seconds"] = step_seconds(settings)
         for night, steps in figures["step_seconds"].items():
             timing = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
