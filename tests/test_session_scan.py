@@ -31,18 +31,25 @@ def _version_one() -> pa.Table:
     })
 
 
+def _native_equals_dataset(session: Session, warehouse: Warehouse, table: str) -> pa.Table:
+    """The exposed table is read by DuckDB's Parquet reader and gives the dataset's columns,
+    types and rows exactly; returns its rows."""
+    assert "READ_PARQUET" in _plan(session, table).upper()
+    session.con.register("via_dataset", warehouse.dataset(table))
+    assert (session.con.execute(f'DESCRIBE SELECT * FROM "{table}"').fetchall()
+            == session.con.execute("DESCRIBE SELECT * FROM via_dataset").fetchall())
+    native = session.con.execute(f'SELECT * FROM "{table}" ORDER BY ALL').to_arrow_table()
+    assert native.equals(session.con.execute("SELECT * FROM via_dataset ORDER BY ALL").to_arrow_table())
+    return native
+
+
 def test_an_unpartitioned_table_is_read_natively_with_the_datasets_exact_rows_and_types(tmp_path):
     warehouse = Warehouse(tmp_path)
     warehouse.write("stg_order", _version_one())
     warehouse.write("stg_order", _version_one().append_column("channel", pa.array(["web", None, "edi"])))
     with Session(warehouse, date(2026, 6, 30)) as session:
         session.expose("stg_order")
-        assert "READ_PARQUET" in _plan(session, "stg_order").upper()
-        session.con.register("via_dataset", warehouse.dataset("stg_order"))
-        assert (session.con.execute('DESCRIBE SELECT * FROM "stg_order"').fetchall()
-                == session.con.execute("DESCRIBE SELECT * FROM via_dataset").fetchall())
-        native = session.con.execute('SELECT * FROM "stg_order" ORDER BY ALL').to_arrow_table()
-        assert native.equals(session.con.execute("SELECT * FROM via_dataset ORDER BY ALL").to_arrow_table())
+        native = _native_equals_dataset(session, warehouse, "stg_order")
         assert native.num_rows == 3 and native.column("amount").null_count == 1
         # the second version only: three rows, the new column filled where it was given
         assert _rows(session, 'SELECT count(*), count(channel) FROM "stg_order"') == [(3, 2)]
@@ -57,13 +64,14 @@ def test_a_partitioned_table_is_read_natively_and_a_partition_filter_opens_only_
                      partition_by=["_extract_date"])  # a later batch with a new column
     with Session(warehouse, date(2026, 6, 30)) as session:
         session.expose("raw_erp__orders")
-        assert "READ_PARQUET" in _plan(session, "raw_erp__orders").upper()
-        session.con.register("via_dataset", warehouse.dataset("raw_erp__orders"))
-        assert (session.con.execute('DESCRIBE SELECT * FROM "raw_erp__orders"').fetchall()
+        assert _native_equals_dataset(session, warehouse, "raw_erp__orders").num_rows == 4
+        # an older partition alone has no file with the new column: it is there, NULL, as the dataset has it
+        session.expose("raw_erp__orders", alias="older", partitions={"_extract_date": {"2026-06-29"}})
+        assert "READ_PARQUET" in _plan(session, "older").upper()
+        assert (session.con.execute('DESCRIBE SELECT * FROM "older"').fetchall()
                 == session.con.execute("DESCRIBE SELECT * FROM via_dataset").fetchall())
-        native = session.con.execute('SELECT * FROM "raw_erp__orders" ORDER BY ALL').to_arrow_table()
-        assert native.equals(session.con.execute("SELECT * FROM via_dataset ORDER BY ALL").to_arrow_table())
-        assert native.num_rows == 4
+        assert _rows(session, 'SELECT order_id, _extract_date, channel FROM "older"') == [
+            ("o1", "2026-06-29", None)]
 
     # The other partition's files are gone from disk: a scan of 2026-06-30 alone never opens them.
     for file in (tmp_path / "raw" / "raw_erp__orders").glob("_extract_date=2026-06-29/*.parquet"):
