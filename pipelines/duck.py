@@ -47,6 +47,11 @@ def connect(*extensions: str, threads: int | None = None) -> duckdb.DuckDBPyConn
     return con
 
 
+def sql_identifier(name: str) -> str:
+    """A quoted SQL identifier: source and canonical column names may hold any character."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def sql_literal(value: str) -> str:
     """A SQL string literal, for statements that take no bound parameters (ATTACH)."""
     return "'" + value.replace("'", "''") + "'"

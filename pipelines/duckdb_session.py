@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines import duck
+from pipelines.duck import sql_identifier as _q
 from pipelines.warehouse import Warehouse
 
 TRANSFORMS = Path(__file__).resolve().parent.parent / "transforms"
@@ -43,10 +44,6 @@ def _in_order(union: str, present: set[str], expected: list[tuple[str, str]]) ->
     (added by schema drift, none of the chosen partitions holds it) is NULL, as the dataset gives it."""
     columns = ", ".join(_q(c) if c in present else f"CAST(NULL AS {t}) AS {_q(c)}" for c, t in expected)
     return f"(SELECT {columns} FROM ({union}))"
-
-
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 class Session:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from pipelines.batches import Batch, known_on, record
 from pipelines.canonical import ENTITIES
 from pipelines.config import EntityMapping, IncrementalConfig, Settings
+from pipelines.duck import sql_identifier as _q
 from pipelines.results import StepResult
 from pipelines.source_scan import SourceConnections, SourceScan
 from pipelines.warehouse import Warehouse
@@ -107,10 +108,6 @@ def _shift(value: str, fmt: str | None, days: int) -> str:
     if fmt:
         return (datetime.strptime(value, fmt) - timedelta(days=days)).strftime(fmt)
     return (datetime.fromisoformat(value) - timedelta(days=days)).isoformat(sep=" ")
-
-
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _lit(value: str) -> str:

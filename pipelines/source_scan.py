@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from sqlalchemy.engine import URL
 
 from pipelines import duck
+from pipelines.duck import sql_identifier as _q
 from pipelines.sources import SourceUnavailable, backend, read_source, safe_url
 
 FILE_SIZE = "256MB"
@@ -30,10 +31,6 @@ _PORTABLE = re.compile(
     r"^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|FLOAT|DOUBLE|VARCHAR|DATE|BLOB|"
     r"TIMESTAMP|TIMESTAMP WITH TIME ZONE|DECIMAL\(\d+,\d+\))$"
 )
-
-
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _lit(value: str) -> str:

@@ -17,16 +17,13 @@ from pipelines import stage_state
 from pipelines.batches import known_on, snapshot
 from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES, build_order
 from pipelines.config import ColumnSource, ConfigError, EntityMapping, Settings
+from pipelines.duck import sql_identifier as _q
 from pipelines.duckdb_session import Session, sql_file
 from pipelines.extract import BATCH_ID, EXTRACT_DATE, raw_table_for
 from pipelines.results import StepResult
 from pipelines.warehouse import Warehouse
 
 REJECT = "_reject_reason"
-
-
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _source_expr(src: ColumnSource) -> str:

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES
+from pipelines.duck import sql_identifier as q
 
 # Reason codes: the stable vocabulary of why a row is held (quarantine `_reason_code`).
 MISSING_VALUE = "missing_value"
@@ -83,10 +84,6 @@ def _literal(value: Any) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     return repr(value)
-
-
-def q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
