@@ -11,9 +11,9 @@ accounts openpyxl took minutes and gigabytes per workbook. The everyone workbook
 each owner's workbook is always written.
 
 At a million accounts there are ~5,000 owners, so the per-file cost rules: each owner's rows are
-one `_row` range (export order starts with the owner), which the scan prunes by zone maps, and the
-files are written by a few DuckDB cursors at once (87 s for 9,820 files at 1M before, one at a time
-with an owner filter).
+selected as one `_row` range (export order starts with the owner), and the files are written by a
+DuckDB cursor per core at once (at 1M, 9,820 files: 28.8 s against 43.7–48.0 s one at a time by
+an owner filter; benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def _export_rows(session: Session, settings: Settings, as_of: date) -> int:
                             "NULL::DATE AS as_of_date WHERE FALSE")
     money = ", ".join(f"CAST(d.{c} AS DOUBLE) AS {c}" for c in ("revenue_12m", "profit_12m", "clv",
                                                                    "probability_alive"))
-    return session.materialize("export_rows", f"""
+    # a table of the database, not of this connection (TEMP): the cursors that write in parallel see it
+    session.con.execute(f"""CREATE OR REPLACE TABLE main.export_rows AS
         WITH because AS (
             SELECT customer_id, string_agg(product_line || ': ' || because, ' | ' ORDER BY rank)
                    AS next_best_because
@@ -73,11 +74,12 @@ def _export_rows(session: Session, settings: Settings, as_of: date) -> int:
         )
         SELECT {", ".join(COLUMNS)}, row_number() OVER (ORDER BY owner, tier, crm_account_id) AS _row
         FROM joined ORDER BY _row""")
+    return session.count("export_rows")
 
 
-def _write(con, where: str, stem: Path, excel: bool, table: str = "export_rows") -> None:
+def _write(con, where: str, stem: Path, excel: bool) -> None:
     """One CSV and, if `excel`, one workbook of the export rows matching `where`, in export order."""
-    rows = f"SELECT * EXCLUDE (_row) FROM {table} WHERE {where} ORDER BY _row"
+    rows = f"SELECT * EXCLUDE (_row) FROM export_rows WHERE {where} ORDER BY _row"
     con.execute(f"COPY ({rows}) TO {duck.sql_literal(str(stem.with_suffix('.csv')))} (FORMAT csv, HEADER)")
     if excel:
         con.execute(f"COPY ({rows}) TO {duck.sql_literal(str(stem.with_suffix('.xlsx')))} "
@@ -110,16 +112,14 @@ def write_exports(settings: Settings, as_of: date) -> dict[str, int]:
 
 
 def _write_in_parallel(session: Session, jobs: list[tuple[str, Path]]) -> None:
-    """Each owner's CSV and workbook, written by one cursor per core (a cursor is its own
-    connection to the same database, so it sees main tables, not the session's temp tables)."""
-    session.con.execute("CREATE OR REPLACE TABLE main.owner_rows AS SELECT * FROM export_rows ORDER BY _row")
+    """Each owner's CSV and workbook, written by one cursor per core (a cursor is a connection of
+    its own to the session's database)."""
     workers = max(1, min(4, os.cpu_count() or 1))
 
     def write_share(share: list[tuple[str, Path]]) -> None:
         with session.con.cursor() as cursor:
             for where, stem in share:
-                _write(cursor, where, stem, True, table="main.owner_rows")
+                _write(cursor, where, stem, True)
 
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(write_share, [jobs[i::workers] for i in range(workers)]))
-    session.con.execute("DROP TABLE main.owner_rows")
