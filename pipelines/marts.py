@@ -1,7 +1,7 @@
 """Build: the marts sales reads — `customer_value` (one row per customer: revenue, CLV, profit after
 cost-to-serve, stable tier), `crm_account_tier` (one row per matched CRM account, the table reverse
-ETL publishes), and the marts of pipelines/value.py (whale curve, alerts, credit rating, CLV holdout,
-tier history)."""
+ETL publishes), `customer_product_line` (what each customer bought lately), and the marts of
+pipelines/value.py (whale curve, alerts, credit rating, CLV holdout, tier history)."""
 
 from __future__ import annotations
 
@@ -18,16 +18,17 @@ from pipelines.staging import empty_entity_sql
 from pipelines.warehouse import Warehouse
 
 
-def expose_staging(session: Session, settings: Settings) -> None:
-    """The staged entities (typed empty stand-ins for unmapped ones), the xref, and the order
-    history joined once: customer_value, CLV, activity, credit and mining's features read `sales_line`."""
+def expose_staging(session: Session, settings: Settings, *, sales_lines: bool = True) -> None:
+    """The staged entities (typed empty stand-ins for unmapped ones), the xref, and (`sales_lines`)
+    the order history joined once: customer_value, CLV, activity and credit read `sales_line`."""
     for entity in ENTITIES:
         if session.warehouse.exists(f"stg_{entity}") and entity in settings.mapped_entities:
             session.expose(f"stg_{entity}")
         else:
             session.con.execute(f"CREATE TEMP VIEW stg_{entity} AS {empty_entity_sql(entity)}")
     session.expose("stg_customer_xref")
-    session.materialize("sales_line", sql_file("marts", "sales_line"))
+    if sales_lines:
+        session.materialize("sales_line", sql_file("marts", "sales_line"))
 
 
 def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
@@ -37,6 +38,13 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
     result = StepResult("build")
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         expose_staging(session, settings)
+        # each customer's product lines of the last 12 months: activity counts them, mining's
+        # cross-sell reads them from the warehouse
+        lines = session.materialize("customer_product_line", sql_file("marts", "customer_product_line"))
+        session.write("customer_product_line", "SELECT * FROM customer_product_line")
+        result.rows["customer_product_line"] = lines
+        if on_table:
+            on_table("customer_product_line", lines)
 
         values = session.con.execute(sql_file("marts", "customer_value")).to_arrow_table()
         values, clv_info = value_marts.add_value(session, settings, values)

@@ -1,6 +1,6 @@
 """Mine: segments, the rules that explain them, and cross-sell offers, as marts.
 
-Reads the staging tables and `customer_value` (so it runs after `build`), builds
+Reads the staging tables, `customer_value` and `customer_product_line` (so it runs after `build`), builds
 `customer_features` (transforms/marts/customer_features.sql) and each customer's product-line
 basket, reads last night's `customer_segment` for stable ids, and writes five marts, each
 replacing only its own as-of date's rows so history stays and a re-run is idempotent:
@@ -66,15 +66,22 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
     warehouse = Warehouse(settings.warehouse_path)
     result = StepResult("mine")
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
-        expose_staging(session, settings)  # with sales_line: the features and baskets read it
+        for table in ("customer_value", "customer_product_line"):
+            if not warehouse.exists(table):
+                raise RuntimeError(f"{table} is missing: mining reads what build measured; "
+                                   f"run `kam build --as-of {as_of}` first")
+        # build measured the order history (customer_value, customer_product_line): not joined again
+        expose_staging(session, settings, sales_lines=False)
         session.expose("customer_value")
+        session.expose("customer_product_line")
         session.materialize("customer_features", sql_file("marts", "customer_features"))
         feature_table = session.con.execute(
             "SELECT * FROM customer_features ORDER BY customer_id").to_arrow_table()
         features = feature_table.to_pandas()
         labels = _labels(session, settings)
         # dictionary-encoded: a million customers' baskets as categoricals, not Python strings
-        baskets = session.con.execute(sql_file("marts", "customer_product_lines")).to_arrow_table()
+        baskets = session.con.execute(
+            "SELECT customer_id, product_line FROM customer_product_line ORDER BY ALL").to_arrow_table()
         lines = pa.table({c: pc.dictionary_encode(baskets[c]) for c in baskets.column_names}).to_pandas()
     timings = {}
 

@@ -98,7 +98,11 @@ def test_next_best_offers_are_lines_the_account_lacks_and_its_peers_buy(mined):
         con.register(name, warehouse.read(name))
     con.execute(f"SET VARIABLE as_of = DATE '{DEMO_AS_OF}'")
     con.execute(f"CREATE VIEW sales_line AS {sql_file('marts', 'sales_line')}")
-    con.execute(f"CREATE TABLE basket AS {sql_file('marts', 'customer_product_lines')}")
+    con.execute(f"CREATE TABLE basket AS {sql_file('marts', 'customer_product_line')}")
+    # what mining read: build's customer_product_line holds exactly these baskets
+    stored = sorted(warehouse.read("customer_product_line").to_pylist(), key=lambda r: tuple(r.values()))
+    expected = con.execute("SELECT customer_id, product_line FROM basket ORDER BY ALL").fetchdf()
+    assert len(stored) > 100 and stored == expected.to_dict("records")
     bad = con.execute("""
         SELECT count(*) FROM account_next_best o JOIN cross_sell_rule r USING (rule_id)
         WHERE r.consequent <> o.product_line OR o.rank > 3

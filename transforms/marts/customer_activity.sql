@@ -2,19 +2,18 @@
 -- as-of date (cost-to-serve inputs, breadth of buying), how late it pays on its most recent
 -- invoices (variable late_invoices of them, however old: a customer buying twice a year still has
 -- a payment record), and its revenue and orders in the 12 months before those (the baseline the
--- declining alert compares against).
+-- declining alert compares against). Breadth comes from customer_product_line (made first by build).
 WITH bounds AS (
     SELECT CAST(getvariable('as_of') - INTERVAL 12 MONTH AS DATE) AS start_12m,
            CAST(getvariable('as_of') - INTERVAL 24 MONTH AS DATE) AS start_24m
 ),
 line AS (SELECT * FROM sales_line WHERE order_date <= getvariable('as_of')),
-buying AS (
-    SELECT customer_id,
-           sum(revenue) FILTER (WHERE order_date > b.start_24m AND order_date <= b.start_12m) AS revenue_prior_12m,
-           count(DISTINCT order_id) FILTER (WHERE order_date > b.start_24m AND order_date <= b.start_12m)
-               AS orders_prior_12m,
-           count(DISTINCT product_line) FILTER (WHERE order_date > b.start_12m) AS product_lines_12m
-    FROM line, bounds b GROUP BY customer_id
+buying AS (  -- the 12 months before the last 12
+    SELECT customer_id, sum(revenue) AS revenue_prior_12m, count(DISTINCT order_id) AS orders_prior_12m
+    FROM line, bounds b WHERE order_date > b.start_24m AND order_date <= b.start_12m GROUP BY customer_id
+),
+breadth AS (
+    SELECT customer_id, count(*) AS product_lines_12m FROM customer_product_line GROUP BY customer_id
 ),
 crm_customer AS (
     SELECT source_key AS account_id, customer_id FROM stg_customer_xref
@@ -67,7 +66,7 @@ SELECT
     c.customer_id,
     CAST(COALESCE(buying.revenue_prior_12m, 0) AS DOUBLE) AS revenue_prior_12m,
     CAST(COALESCE(buying.orders_prior_12m, 0) AS BIGINT) AS orders_prior_12m,
-    CAST(COALESCE(buying.product_lines_12m, 0) AS BIGINT) AS product_lines_12m,
+    CAST(COALESCE(breadth.product_lines_12m, 0) AS BIGINT) AS product_lines_12m,
     CAST(COALESCE(service.service_cases_12m, 0) AS BIGINT) AS service_cases_12m,
     CAST(COALESCE(service.complaints_12m, 0) AS BIGINT) AS complaints_12m,
     CAST(COALESCE(returned.returns_12m, 0) AS BIGINT) AS returns_12m,
@@ -77,6 +76,7 @@ SELECT
     CAST(lateness.median_days_late AS DOUBLE) AS median_days_late
 FROM stg_customer c
 LEFT JOIN buying USING (customer_id)
+LEFT JOIN breadth USING (customer_id)
 LEFT JOIN service USING (customer_id)
 LEFT JOIN freight USING (customer_id)
 LEFT JOIN returned USING (customer_id)

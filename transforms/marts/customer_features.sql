@@ -2,20 +2,12 @@
 -- step segments and explains, in business units, over the 12 months up to the as-of date.
 -- Gaps are filled with what they mean (no payment: nothing late; no delivery: nothing late;
 -- never ordered: recency = days since the customer was created), so every row is usable.
--- Skew is handled in Python (models/segments.py: log compression before scaling).
+-- Skew is handled in Python (models/segments.py: log compression before scaling). What build already
+-- measured from the order history (12-month revenue and orders, the 12 months before, product-line
+-- breadth) is read from customer_value: mining does not join the order lines again.
 WITH p AS (
     SELECT getvariable('as_of') AS as_of,
-           CAST(getvariable('as_of') - INTERVAL 12 MONTH AS DATE) AS since,
-           CAST(getvariable('as_of') - INTERVAL 24 MONTH AS DATE) AS since_prior
-),
-line AS (SELECT * FROM sales_line),
-prior AS (
-    SELECT customer_id, sum(revenue) AS revenue_prior_12m
-    FROM line, p WHERE order_date > since_prior AND order_date <= since GROUP BY customer_id
-),
-breadth AS (
-    SELECT customer_id, count(DISTINCT product_line) AS product_lines
-    FROM line, p WHERE order_date > since GROUP BY customer_id
+           CAST(getvariable('as_of') - INTERVAL 12 MONTH AS DATE) AS since
 ),
 account AS (
     SELECT x.customer_id, a.account_id, a.region, a.size_band
@@ -66,9 +58,9 @@ SELECT
     CASE WHEN v.revenue_12m > 0 THEN CAST(COALESCE(v.gross_margin_12m, 0) / v.revenue_12m AS DOUBLE)
          ELSE 0.0 END AS margin_pct,
     -- Symmetric growth in [-1, 1]: +1 new buyer, -1 stopped, 0 flat; no division blow-ups.
-    CAST((v.revenue_12m - COALESCE(pr.revenue_prior_12m, 0))
-         / greatest(v.revenue_12m + COALESCE(pr.revenue_prior_12m, 0), 1) AS DOUBLE) AS growth,
-    CAST(COALESCE(b.product_lines, 0) AS DOUBLE) AS product_lines,
+    CAST((v.revenue_12m - CAST(v.revenue_prior_12m AS DECIMAL(18, 2)))
+         / greatest(v.revenue_12m + CAST(v.revenue_prior_12m AS DECIMAL(18, 2)), 1) AS DOUBLE) AS growth,
+    CAST(v.product_lines_12m AS DOUBLE) AS product_lines,
     CAST(COALESCE(cs.service_cases_12m, 0) AS DOUBLE) AS service_cases_12m,
     CAST(COALESCE(cs.complaints_12m, 0) AS DOUBLE) AS complaints_12m,
     CAST(COALESCE(r.returns_12m, 0) AS DOUBLE) AS returns_12m,
@@ -84,8 +76,6 @@ SELECT
 FROM stg_customer c
 CROSS JOIN p
 JOIN customer_value v USING (customer_id)
-LEFT JOIN prior pr USING (customer_id)
-LEFT JOIN breadth b USING (customer_id)
 LEFT JOIN crm USING (customer_id)
 LEFT JOIN cases cs USING (customer_id)
 LEFT JOIN returns r USING (customer_id)
