@@ -6,7 +6,7 @@ depending on it: closed-form log-likelihoods on arrays, analytic gradients, log-
 
 from models.clv.bgnbd import BetaGeoModel
 from models.clv.gamma_gamma import GammaGammaModel
-from models.clv.holdout import HoldoutResult, holdout_evaluation
+from models.clv.holdout import HoldoutResult, evaluate_holdout, holdout_evaluation
 from models.clv.pareto_nbd import ParetoNBDModel
 from models.clv.summary import customer_summary, purchases_between
 from models.clv.value import customer_lifetime_value, history_flags
@@ -18,6 +18,7 @@ __all__ = [
     "ParetoNBDModel",
     "customer_lifetime_value",
     "customer_summary",
+    "evaluate_holdout",
     "history_flags",
     "holdout_evaluation",
     "purchases_between",

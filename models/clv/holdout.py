@@ -47,15 +47,26 @@ def holdout_evaluation(transactions: pd.DataFrame, as_of: date | str, holdout_we
     holdout_end = pd.Timestamp(as_of)
     calibration_end = holdout_end - pd.Timedelta(days=round(holdout_weeks * 7))
     cal = customer_summary(transactions, calibration_end, customer=customer, when=when, amount=None)
+    actual = purchases_between(transactions, calibration_end, holdout_end, customer=customer, when=when)
+    return evaluate_holdout(cal, actual.reindex(cal.index, fill_value=0).to_numpy(dtype=float),
+                            calibration_end, holdout_end, top_bucket=top_bucket)
+
+
+def evaluate_holdout(calibration: pd.DataFrame, actual: np.ndarray, calibration_end: date | str,
+                     holdout_end: date | str, *, top_bucket: int = 7) -> HoldoutResult:
+    """The comparison itself, from a calibration summary (frequency, recency, T per customer, as
+    customer_summary gives it up to `calibration_end`) and each customer's actual purchase days in
+    (calibration_end, holdout_end]: the build computes both in SQL."""
+    calibration_end, holdout_end = pd.Timestamp(calibration_end), pd.Timestamp(holdout_end)
+    cal = calibration
     if len(cal) == 0:
         raise ValueError(f"no purchases up to the calibration end {calibration_end.date()}")
     model = BetaGeoModel().fit(cal["frequency"], cal["recency"], cal["T"])
     horizon = (holdout_end - calibration_end).days / 7.0
     predicted = model.conditional_expected_number_of_purchases_up_to_time(
         horizon, cal["frequency"], cal["recency"], cal["T"])
-    actual = purchases_between(transactions, calibration_end, holdout_end, customer=customer, when=when)
-    per = cal[["frequency", "recency", "T"]].assign(
-        predicted=predicted, actual=actual.reindex(cal.index, fill_value=0).to_numpy(dtype=float))
+    per = cal[["frequency", "recency", "T"]].assign(predicted=predicted,
+                                                    actual=np.asarray(actual, dtype=float))
     per["bucket"] = frequency_buckets(per["frequency"].to_numpy(), top_bucket)
     by_bucket = per.groupby("bucket", sort=False).agg(
         customers=("actual", "size"), actual_mean=("actual", "mean"), predicted_mean=("predicted", "mean"),
