@@ -18,17 +18,20 @@ from pipelines.staging import empty_entity_sql
 from pipelines.warehouse import Warehouse
 
 
-def expose_staging(session: Session, settings: Settings, *, sales_lines: bool = True) -> None:
-    """The staged entities (typed empty stand-ins for unmapped ones), the xref, and (`sales_lines`)
-    the order history joined once: customer_value, CLV, activity and credit read `sales_line`."""
+def expose_staging(session: Session, settings: Settings, *, order_history: bool = True) -> None:
+    """The staged entities (typed empty stand-ins for unmapped ones), the xref, and (`order_history`)
+    the order lines as views (`order_line_value`, `sales_line`) and summed once per customer and
+    day (`customer_day`, a table): what customer_value, activity and CLV measure buying on."""
     for entity in ENTITIES:
         if session.warehouse.exists(f"stg_{entity}") and entity in settings.mapped_entities:
             session.expose(f"stg_{entity}")
         else:
             session.con.execute(f"CREATE TEMP VIEW stg_{entity} AS {empty_entity_sql(entity)}")
     session.expose("stg_customer_xref")
-    if sales_lines:
-        session.materialize("sales_line", sql_file("marts", "sales_line"))
+    if order_history:
+        for view in ("order_line_value", "sales_line"):
+            session.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {sql_file('marts', view)}")
+        session.materialize("customer_day", sql_file("marts", "customer_day"))
 
 
 def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,

@@ -71,7 +71,7 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
                 raise RuntimeError(f"{table} is missing: mining reads what build measured; "
                                    f"run `kam build --as-of {as_of}` first")
         # build measured the order history (customer_value, customer_product_line): not joined again
-        expose_staging(session, settings, sales_lines=False)
+        expose_staging(session, settings, order_history=False)
         session.expose("customer_value")
         session.expose("customer_product_line")
         session.materialize("customer_features", sql_file("marts", "customer_features"))

@@ -97,7 +97,8 @@ def test_next_best_offers_are_lines_the_account_lacks_and_its_peers_buy(mined):
     for name in ("stg_order", "stg_order_line", "stg_product"):
         con.register(name, warehouse.read(name))
     con.execute(f"SET VARIABLE as_of = DATE '{DEMO_AS_OF}'")
-    con.execute(f"CREATE VIEW sales_line AS {sql_file('marts', 'sales_line')}")
+    for view in ("order_line_value", "sales_line"):
+        con.execute(f"CREATE VIEW {view} AS {sql_file('marts', view)}")
     con.execute(f"CREATE TABLE basket AS {sql_file('marts', 'customer_product_line')}")
     # what mining read: build's customer_product_line holds exactly these baskets
     stored = sorted(warehouse.read("customer_product_line").to_pylist(), key=lambda r: tuple(r.values()))

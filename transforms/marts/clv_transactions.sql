@@ -3,10 +3,9 @@
 SELECT
     customer_id,
     order_date AS date,
-    -- summed as exact decimals (a float sum varies in its last bit with row order), then DOUBLE
-    CAST(sum(revenue) AS DOUBLE) AS amount,
-    CAST(sum(revenue - cost) AS DOUBLE) AS margin
-FROM sales_line
+    -- summed as exact decimals in customer_day (a float sum varies in its last bit with row order)
+    CAST(revenue AS DOUBLE) AS amount,
+    CAST(margin AS DOUBLE) AS margin
+FROM customer_day
 WHERE order_date <= getvariable('as_of')
-GROUP BY customer_id, order_date
 ORDER BY customer_id, order_date

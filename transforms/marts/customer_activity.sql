@@ -7,10 +7,9 @@ WITH bounds AS (
     SELECT CAST(getvariable('as_of') - INTERVAL 12 MONTH AS DATE) AS start_12m,
            CAST(getvariable('as_of') - INTERVAL 24 MONTH AS DATE) AS start_24m
 ),
-line AS (SELECT * FROM sales_line WHERE order_date <= getvariable('as_of')),
 buying AS (  -- the 12 months before the last 12
-    SELECT customer_id, sum(revenue) AS revenue_prior_12m, count(DISTINCT order_id) AS orders_prior_12m
-    FROM line, bounds b WHERE order_date > b.start_24m AND order_date <= b.start_12m GROUP BY customer_id
+    SELECT customer_id, sum(revenue) AS revenue_prior_12m, sum(orders) AS orders_prior_12m
+    FROM customer_day, bounds b WHERE order_date > b.start_24m AND order_date <= b.start_12m GROUP BY customer_id
 ),
 breadth AS (
     SELECT customer_id, count(*) AS product_lines_12m FROM customer_product_line GROUP BY customer_id

@@ -4,19 +4,19 @@
 WITH window_start AS (
     SELECT CAST(getvariable('as_of') - INTERVAL 12 MONTH AS DATE) AS d
 ),
-line AS (SELECT * FROM sales_line),
+day AS (SELECT * FROM customer_day),
 lifetime AS (
     SELECT customer_id, min(order_date) AS first_order_date, max(order_date) AS last_order_date
-    FROM line GROUP BY customer_id
+    FROM day GROUP BY customer_id
 ),
 last_12m AS (
     SELECT
         customer_id,
         sum(revenue) AS revenue_12m,
-        count(DISTINCT order_id) AS orders_12m,
+        sum(orders) AS orders_12m,
         -- Margin is only known when every line has a product cost.
-        CASE WHEN count(cost) = count(*) THEN sum(revenue) - sum(cost) END AS gross_margin_12m
-    FROM line, window_start
+        CASE WHEN sum(costed_lines) = sum(lines) THEN sum(revenue) - sum(cost) END AS gross_margin_12m
+    FROM day, window_start
     WHERE order_date > window_start.d
     GROUP BY customer_id
 ),

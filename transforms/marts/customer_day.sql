@@ -1,0 +1,25 @@
+-- customer_day: one row per customer and day it ordered (non-cancelled orders with at least one
+-- line): revenue, cost and margin (revenue less cost over the lines whose cost is known) as exact
+-- decimals, lines, lines with a known cost, and orders. The same sums as over sales_line, but the
+-- lines are summed per order before they meet the orders (30M lines become 8M orders at 1M
+-- customers, and no count of distinct orders is needed): customer_value, customer_activity and
+-- clv_transactions read this.
+WITH per_order AS (
+    SELECT order_id, sum(revenue) AS revenue, sum(cost) AS cost, sum(revenue - cost) AS margin,
+           count(*) AS lines, count(cost) AS costed_lines
+    FROM order_line_value
+    GROUP BY order_id
+)
+SELECT
+    o.customer_id,
+    o.order_date,
+    sum(l.revenue) AS revenue,
+    sum(l.cost) AS cost,
+    sum(l.margin) AS margin,
+    CAST(sum(l.lines) AS BIGINT) AS lines,
+    CAST(sum(l.costed_lines) AS BIGINT) AS costed_lines,
+    count(*) AS orders
+FROM stg_order o
+JOIN per_order l USING (order_id)
+WHERE NOT COALESCE(o.is_cancelled, FALSE)
+GROUP BY o.customer_id, o.order_date
