@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.tier_stability import tier_floors
 from pipelines.config import load_config
 from pipelines.demo.changes import simulate_day
 from pipelines.nightly import run_nightly, run_step
-from pipelines.value import rating_quarter
+from pipelines.value import crossed_boundary, rating_quarter
 from pipelines.warehouse import Warehouse
 from tests.conftest import DEMO_AS_OF
 
@@ -199,3 +200,27 @@ def test_a_grade_is_printed_line_by_line(two_nights):
     assert f"grade {row['grade']}, score {row['score']:.1f} / 100" in lines[0]
     assert sum(line.startswith("    ") for line in lines) == 20  # one line per indicator
     assert sum(line.startswith("  ") and not line.startswith("    ") for line in lines) == 5  # groups
+
+
+def test_crossed_boundary_is_the_floor_of_the_tier_entered_or_left():
+    """Against the rule written out one customer at a time: a promotion (or no move) reads the
+    floor of the tier now held, a demotion the floor of the tier left; no floor is NaN."""
+    rng = np.random.default_rng(7)
+    names = ["VIP", "Major", "Ordinary", "Small"]
+    n = 5_000
+    measure = rng.gamma(1.0, 1000.0, n)
+    ranked = rng.choice(names, n)
+    ranked[ranked == "Major"] = "Small"  # an empty tier: it has no floor
+    held = rng.choice(names + ["Retired"], n).astype(object)
+    held[rng.random(n) < 0.2] = None
+    tier = rng.choice(names + ["Unknown"], n).astype(object)
+    floors = tier_floors(measure, ranked.astype(object), names)
+    order = {name: i for i, name in enumerate(names)}
+    expected = []
+    for now, before in zip(tier, held, strict=True):
+        name = before if before is not None and order.get(now, 0) > order.get(before, 0) else now
+        value = floors.get(name, np.inf)
+        expected.append(round(value, 2) if np.isfinite(value) else np.nan)
+    got = crossed_boundary(measure, ranked, held, tier, names)
+    np.testing.assert_array_equal(got, np.array(expected))
+    assert np.isnan(got).any() and np.isfinite(got).sum() > n // 2
