@@ -55,8 +55,11 @@ def segment(features: pd.DataFrame, previous: pd.DataFrame | None, config: Minin
     Z = scaler.transform(X)
     before = None
     if previous is not None and not previous.empty:
-        last = dict(zip(previous["customer_id"], previous["segment_id"], strict=True))
-        before = np.array([last.get(c, -1) for c in features["customer_id"]], dtype=np.int64)
+        # last night's segment of each customer (-1 for a new one), by position, not a dict lookup
+        # per customer (3 s at a million)
+        position = pd.Index(previous["customer_id"]).get_indexer(features["customer_id"])
+        last = previous["segment_id"].to_numpy(dtype=np.int64)
+        before = np.where(position >= 0, last[np.maximum(position, 0)], -1).astype(np.int64)
         old_ids, old_centers = previous_centroids(Z, before)
     model = SampledKMeans(k_range=(cfg.k_min, cfg.k_max), sample_size=cfg.sample_size, n_init=cfg.n_init,
                           silhouette_size=cfg.silhouette_size,
@@ -175,6 +178,7 @@ def explain(X: np.ndarray, names: list[str], targets: dict[str, tuple[int | None
     cfg = config.rules
     rng = np.random.default_rng(config.seed)
     holdout = rng.random(len(X)) < cfg.holdout_share
+    X_fit, X_held = X[~holdout], X[holdout]  # copied once, not once per target
     rows = []
     for target, (segment_id, y) in targets.items():
         if y.all() or not y.any():
@@ -187,7 +191,7 @@ def explain(X: np.ndarray, names: list[str], targets: dict[str, tuple[int | None
 
         fidelity_holdout = float("nan")
         if holdout.any() and y[~holdout].any() and not y[~holdout].all():
-            fidelity_holdout = learner().fit(X[~holdout], y[~holdout]).fidelity(X[holdout], y[holdout])
+            fidelity_holdout = learner().fit(X_fit, y[~holdout]).fidelity(X_held, y[holdout])
         inducer = learner().fit(X, y)
         fidelity = inducer.fidelity(X, y)
         for n, rule in enumerate(inducer.evaluate(X, y), start=1):  # scored on every customer
