@@ -101,7 +101,7 @@ class Session:
 
     def write(self, table: str, sql: str) -> int:
         """Write a query's result to the warehouse as one commit; returns the Delta version."""
-        return self.warehouse.write(table, self.reader(sql))
+        return self.warehouse.write_query(table, self.con, sql)
 
     def close(self) -> None:
         self.con.close()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,7 +26,12 @@ from deltalake import DeltaTable, Field, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
+from pipelines.duck import sql_literal
+
 LAYERS = ("raw", "staging", "marts", "meta")
+# DuckDB column types its Parquet writer stores as its Arrow export gives them
+_PARQUET_SAFE = re.compile(r"^(VARCHAR|BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|FLOAT|DOUBLE|DATE|TIMESTAMP"
+                           r"|DECIMAL\(\d+,\d+\))$")
 _PREFIX_LAYER = {"raw_": "raw", "stg_": "staging", "quarantine_": "staging", "kam_": "meta"}
 
 
@@ -160,8 +167,25 @@ class Warehouse:
         write_deltalake(str(path), data, mode="append", schema_mode="merge", partition_by=partition_by)
         return self._committed(table)
 
+    def write_query(self, table: str, con, sql: str) -> int:
+        """Replace the table with a DuckDB query's result in one commit: DuckDB writes the Parquet
+        file into the table's folder (its writer encodes on every core), the commit records it.
+
+        At a million customers staging rewrites 75M rows a night; through Arrow into delta-rs'
+        writer that took about a third longer (30M order lines: 5.7 s against 3.8 s). Column
+        types DuckDB stores differently in Parquet than it hands to Arrow (HUGEINT as DOUBLE,
+        time zones) take the Arrow path (`write`), so a table's schema is the same either way."""
+        types = [row[1] for row in con.execute(f"DESCRIBE {sql}").fetchall()]
+        if not all(_PARQUET_SAFE.match(t) for t in types):
+            return self.write(table, con.execute(sql).to_arrow_reader(256_000))
+        path = self.path(table)
+        path.mkdir(parents=True, exist_ok=True)
+        file = path / f"part-{uuid.uuid4()}.parquet"
+        con.execute(f"COPY ({sql}) TO {sql_literal(str(file))} (FORMAT parquet)")
+        return self.commit_files(table, [file], {}, mode="overwrite")
+
     def commit_files(self, table: str, files: list[Path], partition: dict[str, str], *,
-                     append_only: bool = False) -> int:
+                     append_only: bool = False, mode: str = "append") -> int:
         """Commit Parquet files already written inside the table's folder, in one Delta commit.
 
         This is how extraction stays near the speed of the source's bulk export: DuckDB writes
@@ -190,6 +214,10 @@ class Warehouse:
             )
             return self._committed(table)
         delta = DeltaTable(str(path))
+        if mode == "overwrite":  # the files are the whole table now, schema included
+            delta.create_write_transaction(actions, mode="overwrite", schema=DeltaSchema.from_arrow(schema),
+                                           partition_by=list(partition) or None)
+            return self._committed(table)
         known = set(delta.schema().to_arrow().names)
         new = [f for f in schema if f.name not in known]
         if new:

@@ -1,0 +1,55 @@
+"""Warehouse.write_query: DuckDB writes the Parquet, one Delta commit records it. The table must
+read back exactly as the Arrow path (`write`) would have stored it."""
+
+import duckdb
+import pytest
+
+from pipelines.warehouse import Warehouse
+
+QUERY = """SELECT CAST(i AS VARCHAR) AS k, i::BIGINT AS n, (i / 7)::DECIMAL(18, 3) AS d,
+                  DATE '2020-01-01' + (i % 100)::INT AS day, TIMESTAMP '2020-01-01 10:00:00' AS ts,
+                  i % 2 = 0 AS even, NULL::VARCHAR AS nothing
+           FROM range(50000) t(i) ORDER BY k DESC"""
+
+
+@pytest.fixture
+def con():
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")  # as the session sets it
+    yield con
+    con.close()
+
+
+def test_a_query_reads_back_as_the_arrow_path_would_store_it(tmp_path, con):
+    native, arrow = Warehouse(tmp_path / "a"), Warehouse(tmp_path / "b")
+    native.write_query("stg_x", con, QUERY)
+    arrow.write("stg_x", con.execute(QUERY).to_arrow_reader(10_000))
+    got, expected = native.read("stg_x"), arrow.read("stg_x")
+    assert got.schema == expected.schema
+    assert got.sort_by("n").equals(expected.sort_by("n"))
+    keys = got.column("k").to_pylist()
+    assert keys == sorted(keys, reverse=True)  # the query's ORDER BY is the file's row order
+    assert native.rows("stg_x") == 50_000
+
+
+def test_each_write_replaces_the_table_schema_included(tmp_path, con):
+    warehouse = Warehouse(tmp_path)
+    first = warehouse.write_query("stg_x", con, QUERY)
+    second = warehouse.write_query("stg_x", con, "SELECT 1::INTEGER AS only_column")
+    assert second == first + 1
+    assert warehouse.read("stg_x").to_pylist() == [{"only_column": 1}]
+    warehouse.write_query("stg_x", con, "SELECT 1::INTEGER AS only_column WHERE false")
+    assert warehouse.rows("stg_x") == 0 and warehouse.read("stg_x").column_names == ["only_column"]
+    # earlier versions stay readable (time travel) until vacuum removes their files
+    assert warehouse.table("stg_x").version() == second + 1
+    assert len(list(warehouse.path("stg_x").glob("*.parquet"))) == 3
+    old = warehouse.table("stg_x")
+    old.load_as_version(first)
+    assert old.to_pyarrow_table().num_rows == 50_000
+
+
+def test_types_parquet_stores_differently_take_the_arrow_path(tmp_path, con):
+    warehouse = Warehouse(tmp_path)
+    warehouse.write_query("stg_x", con, "SELECT sum(i) AS total FROM range(10) t(i)")  # HUGEINT
+    assert str(warehouse.read("stg_x").schema.field("total").type) == "decimal128(38, 0)"
+    assert warehouse.read("stg_x").column("total").to_pylist()[0] == 45
