@@ -121,5 +121,11 @@ def _write_in_parallel(session: Session, jobs: list[tuple[str, Path]]) -> None:
             for where, stem in share:
                 _write(cursor, where, stem, True)
 
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(write_share, [jobs[i::workers] for i in range(workers)]))
+    # each file is a few hundred rows: one thread per query, the cursors run side by side
+    threads = session.con.execute("SELECT current_setting('threads')").fetchone()[0]
+    session.con.execute("SET threads = 1")
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(write_share, [jobs[i::workers] for i in range(workers)]))
+    finally:
+        session.con.execute(f"SET threads = {int(threads)}")
