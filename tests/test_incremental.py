@@ -181,6 +181,21 @@ def test_deleted_source_rows_leave_staging_on_the_reconciliation_night(demo_work
     assert result.details["kinds"]["raw_crm__cases"] == "incremental"
     assert not set(gone) & staged_cases()
 
+    # The night after merges again, on a snapshot that now holds a key reconciliation, and
+    # stages what a full rebuild of the same batches stages.
+    after = day + timedelta(days=1)
+    with sqlite3.connect(demo_workspace.root / "demo" / "crm.db") as crm:
+        crm.execute("UPDATE cases SET status = 'Closed', last_modified = ? WHERE case_id IN "
+                    "(SELECT case_id FROM cases WHERE case_id IS NOT NULL ORDER BY case_id DESC LIMIT 5)",
+                    (f"{after} 09:00:00",))
+    staged = run_nightly(after, settings, steps=["extract", "stage"])[1]
+    assert staged.details["staged"]["service_case"] == "incremental"
+    merged = _staging(warehouse)
+    assert not set(gone) & staged_cases()
+    again = run_step("stage", after, settings, full_refresh=True)
+    assert set(again.details["staged"].values()) == {"full"}
+    assert merged == _staging(warehouse)
+
 
 def _staging(warehouse: Warehouse) -> dict[str, list]:
     return {t: sorted(map(repr, warehouse.read(t).to_pylist())) for t in warehouse.tables("staging")}
