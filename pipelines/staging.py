@@ -244,6 +244,66 @@ def _typed_keys(entity: str, mapping: EntityMapping) -> list[str] | None:
     return exprs
 
 
+@dataclass(frozen=True)
+class KeyProbe:
+    """How the raw rows of one key column meet a list of typed keys `k`."""
+
+    typed: str  # the typed key of a raw row
+    probe: str  # what is matched, on the raw row `r`
+    key_side: str  # what it is matched with, on the key `k`
+    guard: str | None  # keys that pass it are the only ones a raw value can type to
+    keyless: str  # the raw row has no key in this column
+    projected: str | None = None  # the column `typed` is computed into once per raw row
+
+
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+                  "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+
+
+def key_probes(entity: str, mapping: EntityMapping, raw_types: dict[str, str]) -> list[KeyProbe]:
+    """Per key column, the cheapest exact way to find the raw rows of some typed keys.
+
+    A raw integer typed as text or int is one-to-one: the key is cast back to the raw type on
+    the key list (a few thousand rows), keeping only keys that type back to themselves, and the
+    30M raw rows are matched on their own column (at 1M, casting the order numbers to text took
+    2.1 s of the 4.3 s re-check of the order lines). Any other column, which typing can fold
+    (trimmed text), is matched on its typed value, computed once per row in a projection.
+    """
+    probes = []
+    for i, name in enumerate(ENTITIES[entity].key):
+        src = mapping.columns[name]
+        ctype = ENTITIES[entity].columns[name].type
+        typed = _typed_expr(_source_expr(src), ctype, src.format)
+        raw_type = raw_types.get(src.column) if src.column and not src.expr and not src.format else None
+        if raw_type in _INTEGER_TYPES and ctype in ("text", "int"):
+            back = f"TRY_CAST(k._k{i} AS {raw_type})"
+            keyless = f"r.{_q(src.column)} IS NULL" if ctype == "text" else f"({typed}) IS NULL"
+            probes.append(KeyProbe(typed, f"r.{_q(src.column)}", back,
+                                    f"{_typed_expr(back, ctype, None)} = k._k{i}", keyless))
+        else:
+            column = f"_typed_key{i}"
+            probes.append(KeyProbe(typed, f"r.{column}", f"k._k{i}", None, f"r.{column} IS NULL", column))
+    return probes
+
+
+def pulled_rows_sql(relation: str, keys: str, probes: list[KeyProbe]) -> str:
+    """The raw rows of `relation` a merge re-checks: those whose typed key is in the table `keys`
+    (columns `_k0`, `_k1`…), and those without a complete key.
+
+    Plain hash joins, not correlated EXISTS: DuckDB unnests those with a de-duplication of all
+    30M outer rows (at 1M customers, 38 s of the 45 s the order lines took)."""
+    projected = [p for p in probes if p.projected]
+    inner = ", ".join(["*"] + [f"{p.typed} AS {p.projected}" for p in projected])
+    outer = f"r.* EXCLUDE ({', '.join(p.projected for p in projected)})" if projected else "r.*"
+    wanted = ", ".join(f"{p.key_side} AS _p{i}" for i, p in enumerate(probes))
+    inverse = " AND ".join(p.guard for p in probes if p.guard) or "TRUE"
+    keyless = " OR ".join(p.keyless for p in probes)
+    matches = " AND ".join(f"k._p{i} = {p.probe}" for i, p in enumerate(probes))
+    return (f'SELECT {outer} FROM (SELECT {inner} FROM "{relation}") r '
+            f'LEFT JOIN (SELECT {wanted}, true AS _hit FROM "{keys}" k WHERE {inverse}) k '
+            f"ON {matches} WHERE {keyless} OR k._hit")
+
+
 def _stage_full(session: Session, entity: str, checked_sql: str) -> None:
     """Check every row of the snapshot; `stg_<entity>` stays in the session for the children."""
     session.materialize(f"_checked_{entity}", checked_sql)
@@ -290,20 +350,11 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
     union = " UNION ".join(f"({s})" for s in sources)
     session.materialize(f"_keys_{entity}", f"SELECT * FROM ({union}) WHERE {not_null}")
 
-    tnames = [f"_typed_key{i}" for i in range(len(keys))]
-    with_typed = ", ".join(f"{t} AS {n}" for t, n in zip(typed, tnames, strict=True))
-    keyless = " OR ".join(f"r.{n} IS NULL" for n in tnames)
+    raw_types = dict(row[:2] for row in session.con.execute(f'DESCRIBE "{rows.full}"').fetchall())
+    probes = key_probes(entity, mapping, raw_types)
 
     def pulled(relation: str) -> str:
-        """The rows of `relation` the merge re-checks: those of a key to re-check, and keyless ones.
-
-        Each row's typed key is computed once, in a projection under the join and the filter (at
-        1M, casting 30M order numbers to text twice took 4.8 s of a 5.4 s scan, once 1.8 s).
-        Plain hash joins, not correlated EXISTS: DuckDB unnests those with a de-duplication of
-        all 30M outer rows (at 1M customers, 38 s of the 45 s the order lines took)."""
-        return (f'SELECT r.* EXCLUDE ({", ".join(tnames)}) FROM (SELECT *, {with_typed} FROM "{relation}") r '
-                f'LEFT JOIN (SELECT *, true AS _hit FROM "_keys_{entity}") k '
-                f'ON {on_key([f"r.{n}" for n in tnames])} WHERE {keyless} OR k._hit')
+        return pulled_rows_sql(relation, f"_keys_{entity}", probes)
 
     session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_pulled_full_{entity}" AS {pulled(rows.full)}')
     snapshot_rows = rows.view(session, f"_pulled_snapshot_{entity}", full_rows=f"_pulled_full_{entity}")
