@@ -103,6 +103,10 @@ class Session:
         """Write a query's result to the warehouse as one commit; returns the Delta version."""
         return self.warehouse.write_query(table, self.con, sql)
 
+    def append(self, table: str, sql: str) -> int:
+        """Add a query's rows to a warehouse table in one commit; returns the Delta version."""
+        return self.warehouse.write_query(table, self.con, sql, mode="append")
+
     def close(self) -> None:
         self.con.close()
 

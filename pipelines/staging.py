@@ -314,6 +314,25 @@ def _stage_full(session: Session, entity: str, checked_sql: str) -> None:
                                           f"_checked_{entity} WHERE {REJECT} IS NOT NULL")
 
 
+def _merge_staged(session: Session, table: str, replaced: str, checked_good: str, kept: str) -> None:
+    """Write the merge of a staged table: its kept rows and tonight's good rows of the re-checked keys.
+
+    Most re-checked keys come out as they were: the look-back re-reads a few days of unchanged
+    rows, and held rows stay held. When no staged row is lost, the table is left alone or only
+    gains the new rows (an append of a few, not a rewrite of millions: at 1M the invoices, payments
+    and returns only gain rows that left quarantine, and four tables do not change at all). A
+    changed or removed row rewrites the whole table: without deletion vectors, which delta-rs
+    cannot write, that is the only way to drop rows from files holding millions."""
+    lost = session.con.execute(
+        f'SELECT count(*) FROM (SELECT * FROM "{replaced}" EXCEPT ALL {checked_good})').fetchone()[0]
+    if lost:
+        session.write(table, f"{kept} UNION ALL {checked_good}")
+        return
+    added = f'({checked_good}) EXCEPT ALL (SELECT * FROM "{replaced}")'
+    if session.con.execute(f"SELECT count(*) FROM ({added})").fetchone()[0]:
+        session.append(table, added)
+
+
 def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows: RawSnapshot,
                      new_batches: list, staged: set[str], incremental_parents: set[str]) -> None:
     """Re-check only the keys that can have changed and merge them into the staged tables by key.
@@ -361,18 +380,23 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
     session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_pulled_{entity}" AS {pulled(snapshot_rows)}')
     checked = checked_entity_sql(entity, mapping, f"_pulled_{entity}", staged)
     session.materialize(f"_checked_{entity}", checked)
+    columns = ", ".join(_q(c) for c in spec.columns)
+    good = f"SELECT {columns} FROM _checked_{entity} WHERE {REJECT} IS NULL"
+    kept = f'ANTI JOIN "_keys_{entity}" k ON {on_key([f"o.{c}" for c in keys])}'
+    # The staged rows of the re-checked keys, which tonight's checked rows replace.
+    session.materialize(f"_replaced_{entity}", f'SELECT {", ".join("o." + _q(c) for c in spec.columns)} '
+                                               f'FROM "_old_stg_{entity}" o SEMI JOIN "_keys_{entity}" k '
+                                               f'ON {on_key([f"o.{c}" for c in keys])}')
     # Keys that were staged and are not any more: the children that reference them are re-checked.
     staged_before = " AND ".join(f"o.{c} = r.{k}" for c, k in zip(keys, knames, strict=True))
     still_good = " AND ".join(f"g.{c} = r.{k}" for c, k in zip(keys, knames, strict=True))
     session.materialize(f"_removed_{entity}", f"""
         SELECT r.* FROM "_keys_{entity}" r
-        SEMI JOIN "_old_stg_{entity}" o ON {staged_before}
-        ANTI JOIN (SELECT * FROM "_checked_{entity}" WHERE {REJECT} IS NULL) g ON {still_good}""")
-    columns = ", ".join(_q(c) for c in spec.columns)
-    kept = f'ANTI JOIN "_keys_{entity}" k ON {on_key([f"o.{c}" for c in keys])}'
-    session.write(f"stg_{entity}", f'SELECT {", ".join("o." + _q(c) for c in spec.columns)} '
-                                   f'FROM "_old_stg_{entity}" o {kept} UNION ALL '
-                                   f"SELECT {columns} FROM _checked_{entity} WHERE {REJECT} IS NULL")
+        SEMI JOIN "_replaced_{entity}" o ON {staged_before}
+        ANTI JOIN ({good}) g ON {still_good}""")
+    _merge_staged(session, f"stg_{entity}", f"_replaced_{entity}", good,
+                  f'SELECT {", ".join("o." + _q(c) for c in spec.columns)} FROM "_old_stg_{entity}" o {kept}')
+    session.con.execute(f'DROP TABLE "_replaced_{entity}"')
     with_key = " AND ".join(f"o.{c} IS NOT NULL" for c in keys)
     session.write(
         f"quarantine_{entity}",

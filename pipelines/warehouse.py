@@ -167,9 +167,10 @@ class Warehouse:
         write_deltalake(str(path), data, mode="append", schema_mode="merge", partition_by=partition_by)
         return self._committed(table)
 
-    def write_query(self, table: str, con, sql: str) -> int:
-        """Replace the table with a DuckDB query's result in one commit: DuckDB writes the Parquet
-        file into the table's folder (its writer encodes on every core), the commit records it.
+    def write_query(self, table: str, con, sql: str, mode: str = "overwrite") -> int:
+        """Replace the table with a DuckDB query's result (or, with mode "append", add its rows) in
+        one commit: DuckDB writes the Parquet file into the table's folder (its writer encodes on
+        every core), the commit records it.
 
         At a million customers staging rewrites 75M rows a night; through Arrow into delta-rs'
         writer that took about a third longer (30M order lines: 5.7 s against 3.8 s). Column
@@ -177,12 +178,13 @@ class Warehouse:
         time zones) take the Arrow path (`write`), so a table's schema is the same either way."""
         types = [row[1] for row in con.execute(f"DESCRIBE {sql}").fetchall()]
         if not all(_PARQUET_SAFE.match(t) for t in types):
-            return self.write(table, con.execute(sql).to_arrow_reader(256_000))
+            rows = con.execute(sql).to_arrow_reader(256_000)
+            return self.append(table, rows) if mode == "append" else self.write(table, rows)
         path = self.path(table)
         path.mkdir(parents=True, exist_ok=True)
         file = path / f"part-{uuid.uuid4()}.parquet"
         con.execute(f"COPY ({sql}) TO {sql_literal(str(file))} (FORMAT parquet)")
-        return self.commit_files(table, [file], {}, mode="overwrite")
+        return self.commit_files(table, [file], {}, mode=mode)
 
     def commit_files(self, table: str, files: list[Path], partition: dict[str, str], *,
                      append_only: bool = False, mode: str = "append") -> int:

@@ -342,3 +342,49 @@ def test_an_incremental_night_on_postgresql_matches_a_full_refresh(postgres, dem
     for table in full:
         if table.startswith("stg_") or not table.startswith("quarantine_"):
             assert incremental[table] == full[table], table
+
+
+def test_a_merge_that_loses_no_staged_row_leaves_the_table_alone_or_appends(demo_workspace, tmp_path):
+    """A night whose sources did not change re-reads the look-back window: the staged tables keep
+    their versions, or gain only the rows that left quarantine (an append), and still equal a
+    full rebuild; a night with changed rows rewrites the tables that lost a row."""
+    settings = load_config(demo_workspace.config)
+    run_nightly(D1, settings, steps=["extract", "stage"])
+    warehouse = Warehouse(settings.warehouse_path)
+    staged = [t for t in warehouse.tables("staging") if t.startswith("stg_") and t != "stg_customer_xref"]
+
+    def commits() -> dict[str, tuple[int, str]]:
+        return {t: (warehouse.version(t), warehouse.table(t).history(1)[0]["operationParameters"]["mode"])
+                for t in staged}
+
+    before = commits()
+    d2 = D1 + timedelta(days=1)
+    good_invoice = warehouse.read("stg_invoice", ["invoice_id"]).column("invoice_id")[0].as_py()
+    with sqlite3.connect(demo_workspace.root / "demo" / "erp.db") as erp:  # the one new row tonight
+        columns = [c[1] for c in erp.execute("PRAGMA table_info(invoices)")]
+        row = dict(zip(columns, erp.execute("SELECT * FROM invoices WHERE invoice_no = ?",
+                                            (int(good_invoice),)).fetchone(), strict=True))
+        new_no = erp.execute("SELECT max(invoice_no) + 1 FROM invoices").fetchone()[0]
+        row |= {"invoice_no": new_no, "invoice_date": d2.strftime("%Y%m%d"),
+                "due_date": (d2 + timedelta(days=30)).strftime("%Y%m%d")}
+        erp.execute(f"INSERT INTO invoices ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    list(row.values()))
+    result = run_nightly(d2, settings, steps=["extract", "stage"])[1]
+    assert set(result.details["staged"].values()) == {"incremental"}
+    after = commits()
+    alone = [t for t in staged if after[t] == before[t]]
+    appended = [t for t in staged if after[t] != before[t]]
+    assert alone, after
+    assert "stg_invoice" in appended
+    assert str(new_no) in warehouse.read("stg_invoice", ["invoice_id"]).column("invoice_id").to_pylist()
+    assert all(after[t] == (before[t][0] + 1, "Append") for t in appended), (before, after)
+    merged = _staging(warehouse)
+    again = run_step("stage", d2, settings, full_refresh=True)
+    assert set(again.details["staged"].values()) == {"full"}
+    assert merged == _staging(warehouse)
+
+    d3 = d2 + timedelta(days=1)
+    simulate_day(_urls(demo_workspace), d3, share=0.01, seed=7)
+    before = commits()
+    run_nightly(d3, settings, steps=["extract", "stage"])
+    assert commits()["stg_order_line"] == (before["stg_order_line"][0] + 1, "Overwrite")
