@@ -388,3 +388,27 @@ def test_a_merge_that_loses_no_staged_row_leaves_the_table_alone_or_appends(demo
     before = commits()
     run_nightly(d3, settings, steps=["extract", "stage"])
     assert commits()["stg_order_line"] == (before["stg_order_line"][0] + 1, "Overwrite")
+
+
+def test_the_night_after_maintenance_still_merges(demo_workspace):
+    """Compaction and vacuum commit new versions of the same content; staging's record follows them,
+    so the night after a maintenance night is incremental and equals a full rebuild."""
+    demo_workspace.config.write_text(demo_workspace.config.read_text().replace(
+        "retention_days: 7", "retention_days: 0"))  # vacuum every file no current version needs
+    settings = load_config(demo_workspace.config)
+    run_nightly(D1, settings, steps=["extract", "stage"])
+    d2, d3 = D1 + timedelta(days=1), D1 + timedelta(days=2)
+    simulate_day(_urls(demo_workspace), d2, share=0.01, seed=11)
+    run_nightly(d2, settings, steps=["extract", "stage"])
+    warehouse = Warehouse(settings.warehouse_path)
+    versions = {t: warehouse.version(t) for t in warehouse.tables("staging")}
+    maintained = run_step("maintain", d2, settings, force=True)
+    assert maintained.details["files_vacuumed"] > 0
+    assert any(warehouse.version(t) != v for t, v in versions.items()), "maintenance committed nothing"
+
+    simulate_day(_urls(demo_workspace), d3, share=0.01, seed=12)
+    staged = run_nightly(d3, settings, steps=["extract", "stage"])[1]
+    assert set(staged.details["staged"].values()) == {"incremental"}, staged.details["staged"]
+    merged = _staging(warehouse)
+    run_step("stage", d3, settings, full_refresh=True)
+    assert merged == _staging(warehouse)
