@@ -163,7 +163,7 @@ def kam_extract(settings, scratch: Path) -> tuple[float, int]:
 
 
 def bench(size: int, keep: bool = False, extract_only: bool = False) -> dict:
-    work = OUT / f"pg-{size}"
+    work = OUT / (f"pg-{size}-extract" if extract_only else f"pg-{size}")  # a kept warehouse stays
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     shutil.copy(REPO / "kam.yaml", work / "kam.yaml")
