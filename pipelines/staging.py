@@ -270,10 +270,9 @@ def key_probes(entity: str, mapping: EntityMapping, raw_types: dict[str, str]) -
     (trimmed text), is matched on its typed value, computed once per row in a projection.
     """
     probes = []
-    for i, name in enumerate(ENTITIES[entity].key):
+    for i, (name, typed) in enumerate(zip(ENTITIES[entity].key, _typed_keys(entity, mapping), strict=True)):
         src = mapping.columns[name]
         ctype = ENTITIES[entity].columns[name].type
-        typed = _typed_expr(_source_expr(src), ctype, src.format)
         raw_type = raw_types.get(src.column) if src.column and not src.expr and not src.format else None
         if raw_type in _INTEGER_TYPES and ctype in ("text", "int"):
             back = f"TRY_CAST(k._k{i} AS {raw_type})"
@@ -371,22 +370,21 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
 
     raw_types = dict(row[:2] for row in session.con.execute(f'DESCRIBE "{rows.full}"').fetchall())
     probes = key_probes(entity, mapping, raw_types)
-
-    def pulled(relation: str) -> str:
-        return pulled_rows_sql(relation, f"_keys_{entity}", probes)
-
-    session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_pulled_full_{entity}" AS {pulled(rows.full)}')
+    wanted_full = pulled_rows_sql(rows.full, f"_keys_{entity}", probes)
+    session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_pulled_full_{entity}" AS {wanted_full}')
     snapshot_rows = rows.view(session, f"_pulled_snapshot_{entity}", full_rows=f"_pulled_full_{entity}")
-    session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_pulled_{entity}" AS {pulled(snapshot_rows)}')
+    wanted = pulled_rows_sql(snapshot_rows, f"_keys_{entity}", probes)
+    session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_pulled_{entity}" AS {wanted}')
     checked = checked_entity_sql(entity, mapping, f"_pulled_{entity}", staged)
     session.materialize(f"_checked_{entity}", checked)
     columns = ", ".join(_q(c) for c in spec.columns)
+    old_columns = ", ".join("o." + _q(c) for c in spec.columns)
     good = f"SELECT {columns} FROM _checked_{entity} WHERE {REJECT} IS NULL"
-    kept = f'ANTI JOIN "_keys_{entity}" k ON {on_key([f"o.{c}" for c in keys])}'
+    same_key = on_key([f"o.{c}" for c in keys])
+    kept = f'ANTI JOIN "_keys_{entity}" k ON {same_key}'
     # The staged rows of the re-checked keys, which tonight's checked rows replace.
-    session.materialize(f"_replaced_{entity}", f'SELECT {", ".join("o." + _q(c) for c in spec.columns)} '
-                                               f'FROM "_old_stg_{entity}" o SEMI JOIN "_keys_{entity}" k '
-                                               f'ON {on_key([f"o.{c}" for c in keys])}')
+    session.materialize(f"_replaced_{entity}", f'SELECT {old_columns} FROM "_old_stg_{entity}" o '
+                                               f'SEMI JOIN "_keys_{entity}" k ON {same_key}')
     # Keys that were staged and are not any more: the children that reference them are re-checked.
     staged_before = " AND ".join(f"o.{c} = r.{k}" for c, k in zip(keys, knames, strict=True))
     still_good = " AND ".join(f"g.{c} = r.{k}" for c, k in zip(keys, knames, strict=True))
@@ -395,7 +393,7 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
         SEMI JOIN "_replaced_{entity}" o ON {staged_before}
         ANTI JOIN ({good}) g ON {still_good}""")
     _merge_staged(session, f"stg_{entity}", f"_replaced_{entity}", good,
-                  f'SELECT {", ".join("o." + _q(c) for c in spec.columns)} FROM "_old_stg_{entity}" o {kept}')
+                  f'SELECT {old_columns} FROM "_old_stg_{entity}" o {kept}')
     session.con.execute(f'DROP TABLE "_replaced_{entity}"')
     with_key = " AND ".join(f"o.{c} IS NOT NULL" for c in keys)
     session.write(
