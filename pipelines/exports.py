@@ -5,15 +5,15 @@ from what, and why), key-account flag, CLV, profit, credit grade, alerts and nex
 the rule behind them. Files go to `<outputs.path>/<as-of>/`: `all_accounts.csv|.xlsx` and
 `by_owner/<owner>.csv|.xlsx`; re-running a night rewrites that night's folder.
 
-DuckDB writes the files (its CSV writer and its Excel extension, in flat memory): at a million
-accounts openpyxl took minutes and gigabytes per workbook. The everyone workbook stops at
+DuckDB writes the everyone files (its CSV writer and its Excel extension, in flat memory): at a
+million accounts openpyxl took minutes and gigabytes per workbook. The everyone workbook stops at
 `outputs.excel_max_rows` (a sheet that size is not read by a person; the CSV holds every row);
 each owner's workbook is always written.
 
 At a million accounts there are ~5,000 owners, so the per-file cost rules: each owner's rows are
-selected as one `_row` range (export order starts with the owner), and the files are written by a
-DuckDB cursor per core at once (at 1M, 9,820 files: 28.8 s against 43.7–48.0 s one at a time by
-an owner filter; benchmarks/README.md).
+one `_row` range (export order starts with the owner), and pipelines/sheet_files.py renders all
+the owners' files in a few SQL queries instead of two `COPY`s each, with the same bytes as those
+`COPY`s would write (at 1M, 9,820 files; benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
-from pipelines import duck
+from pipelines import duck, sheet_files
 from pipelines.config import Settings
 from pipelines.duckdb_session import Session
 from pipelines.publish import desired_rows
@@ -36,6 +35,7 @@ COLUMNS = ["owner", "crm_account_id", "account_name", "customer_id", "tier", "ch
            "revenue_12m", "profit_12m", "clv", "probability_alive", "credit_grade", "alerts", "next_best",
            "next_best_because"]
 NO_OWNER = "(no owner)"
+SHEET = "accounts"
 
 
 def _slug(owner: str) -> str:
@@ -83,7 +83,7 @@ def _write(con, where: str, stem: Path, excel: bool) -> None:
     con.execute(f"COPY ({rows}) TO {duck.sql_literal(str(stem.with_suffix('.csv')))} (FORMAT csv, HEADER)")
     if excel:
         con.execute(f"COPY ({rows}) TO {duck.sql_literal(str(stem.with_suffix('.xlsx')))} "
-                    "(FORMAT xlsx, HEADER true, SHEET 'accounts')")
+                    f"(FORMAT xlsx, HEADER true, SHEET {duck.sql_literal(SHEET)})")
 
 
 def write_exports(settings: Settings, as_of: date) -> dict[str, int]:
@@ -100,32 +100,14 @@ def write_exports(settings: Settings, as_of: date) -> dict[str, int]:
         _write(session.con, "TRUE", folder / "all_accounts", total <= settings.config.outputs.excel_max_rows)
         owners = session.con.execute("SELECT owner, count(*), min(_row), max(_row) FROM export_rows "
                                      "GROUP BY owner ORDER BY owner").fetchall()
-        jobs = []
+        files = []
         for owner, rows, first, last in owners:
             stem = f"by_owner/{_slug(owner)}"
             while stem in written:  # two owners spelled alike ("A. Smith", "A Smith") keep two files
                 stem += "_"
             written[stem] = rows
-            jobs.append((f"_row BETWEEN {first} AND {last}", folder / stem))
-        _write_in_parallel(session, jobs)
+            files.append((first, last, folder / stem))
+        sheet_files.write_files(session.con, "main.export_rows", "_row", files, sheet=SHEET,
+                                workers=max(1, min(4, os.cpu_count() or 1)))
     return written
 
-
-def _write_in_parallel(session: Session, jobs: list[tuple[str, Path]]) -> None:
-    """Each owner's CSV and workbook, written by one cursor per core (a cursor is a connection of
-    its own to the session's database)."""
-    workers = max(1, min(4, os.cpu_count() or 1))
-
-    def write_share(share: list[tuple[str, Path]]) -> None:
-        with session.con.cursor() as cursor:
-            for where, stem in share:
-                _write(cursor, where, stem, True)
-
-    # each file is a few hundred rows: one thread per query, the cursors run side by side
-    threads = session.con.execute("SELECT current_setting('threads')").fetchone()[0]
-    session.con.execute("SET threads = 1")
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(write_share, [jobs[i::workers] for i in range(workers)]))
-    finally:
-        session.con.execute(f"SET threads = {int(threads)}")
