@@ -2,9 +2,9 @@
 
 Why not DuckDB's own writers, a `COPY` per file: at a million accounts the exports are 4,910
 owners' files, and a `COPY` costs its query whatever the file's size (1.9 ms a CSV, 4.3 ms a
-workbook: 27 s a night). Here one SQL pass renders every row's CSV line and worksheet row (DuckDB's
-own casts format the values), `string_agg` joins them per file, and Python only writes the text
-and zips the workbook.
+workbook: 27 s a night). Here SQL renders every row's CSV line and worksheet row (DuckDB's own
+casts format the values) a batch of files at a time, Arrow joins each file's lines, and Python
+only writes the text and zips the workbook.
 
 The bytes are DuckDB's: the CSV follows its writer (a value is quoted when it is empty or holds a
 comma, a quote, `#`, a newline or a carriage return; quotes are doubled), and every part of a
