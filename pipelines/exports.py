@@ -27,7 +27,7 @@ from pathlib import Path
 from pipelines import duck, sheet_files
 from pipelines.config import Settings
 from pipelines.duckdb_session import Session
-from pipelines.publish import desired_rows
+from pipelines.publish import expose_publish_rows
 from pipelines.warehouse import Warehouse
 
 COLUMNS = ["owner", "crm_account_id", "account_name", "customer_id", "tier", "changed_since_last_run",
@@ -44,14 +44,8 @@ def _slug(owner: str) -> str:
 
 def _export_rows(session: Session, settings: Settings, as_of: date) -> int:
     """`export_rows` in the session: one row per published account, in export order (`_row`)."""
-    session.con.register("desired", desired_rows(settings, as_of))
+    expose_publish_rows(session, "desired")  # what publish writes into the CRM, read in this session
     session.expose("stg_account")
-    if session.warehouse.exists("account_next_best"):
-        session.expose("account_next_best")
-    else:
-        session.con.execute("CREATE TEMP VIEW account_next_best AS SELECT NULL::VARCHAR AS customer_id, "
-                            "NULL::VARCHAR AS product_line, NULL::VARCHAR AS because, NULL::INTEGER AS rank, "
-                            "NULL::DATE AS as_of_date WHERE FALSE")
     money = ", ".join(f"CAST(d.{c} AS DOUBLE) AS {c}" for c in ("revenue_12m", "profit_12m", "clv",
                                                                    "probability_alive"))
     # a table of the database, not of this connection (TEMP): the cursors that write in parallel see it

@@ -110,7 +110,8 @@ _EMPTY_INPUTS = {  # stand-ins when the mine or credit steps have not written th
     "customer_alert": "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS alert, "
                       "NULL::DATE AS as_of_date WHERE false",
     "account_next_best": "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS product_line, "
-                         "NULL::BIGINT AS rank, NULL::DATE AS as_of_date WHERE false",
+                         "NULL::VARCHAR AS because, NULL::BIGINT AS rank, NULL::DATE AS as_of_date "
+                         "WHERE false",
 }
 
 
@@ -119,20 +120,26 @@ def _hash_sql(columns: list[str]) -> str:
     return f"md5(concat_ws('|', {parts}))"
 
 
+def expose_publish_rows(session: Session, view: str = "crm_account_publish") -> None:
+    """`view` in the session: transforms/marts/crm_account_publish.sql over the marts it reads
+    (empty stand-ins for the ones not written yet). The exports read it too, in their session."""
+    session.expose("crm_account_tier")
+    session.expose("customer_value")
+    for name, empty in _EMPTY_INPUTS.items():
+        if session.warehouse.exists(name):
+            session.expose(name)
+        else:
+            session.con.execute(f"CREATE TEMP VIEW {name} AS {empty}")
+    session.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {sql_file('marts', 'crm_account_publish')}")
+
+
 def desired_rows(settings: Settings, as_of: date) -> pa.Table:
     """crm_account_publish for the as-of date, with its row hash (transforms/marts)."""
     warehouse = Warehouse(settings.warehouse_path)
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
-        session.expose("crm_account_tier")
-        session.expose("customer_value")
-        for name, empty in _EMPTY_INPUTS.items():
-            if warehouse.exists(name):
-                session.expose(name)
-            else:
-                session.con.execute(f"CREATE TEMP VIEW {name} AS {empty}")
-        sql = sql_file("marts", "crm_account_publish")
+        expose_publish_rows(session)
         return session.con.execute(
-            f"SELECT *, {_hash_sql(VALUE_COLUMNS)} AS row_hash FROM ({sql}) d ORDER BY {KEY}"
+            f"SELECT *, {_hash_sql(VALUE_COLUMNS)} AS row_hash FROM crm_account_publish d ORDER BY {KEY}"
         ).to_arrow_table()
 
 
