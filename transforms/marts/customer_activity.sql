@@ -25,20 +25,17 @@ service AS (
     WHERE CAST(c.opened_at AS DATE) > b.start_12m AND CAST(c.opened_at AS DATE) <= getvariable('as_of')
     GROUP BY x.customer_id
 ),
-shipped AS (
-    SELECT o.customer_id, s.shipment_id, s.freight_cost, o.order_date
-    FROM stg_shipment s JOIN stg_order o USING (order_id)
-),
-freight AS (
-    SELECT customer_id, sum(freight_cost) AS freight_12m
-    FROM shipped, bounds b WHERE order_date > b.start_12m AND order_date <= getvariable('as_of')
-    GROUP BY customer_id
+freight AS (  -- the join written in each place: the filters reach the scans (a shared CTE joined all)
+    SELECT o.customer_id, sum(s.freight_cost) AS freight_12m
+    FROM stg_shipment s JOIN stg_order o USING (order_id), bounds b
+    WHERE o.order_date > b.start_12m AND o.order_date <= getvariable('as_of')
+    GROUP BY o.customer_id
 ),
 returned AS (
-    SELECT s.customer_id, count(*) AS returns_12m, sum(r.credit_amount) AS return_credit_12m
-    FROM stg_return r JOIN shipped s USING (shipment_id), bounds b
+    SELECT o.customer_id, count(*) AS returns_12m, sum(r.credit_amount) AS return_credit_12m
+    FROM stg_return r JOIN stg_shipment s USING (shipment_id) JOIN stg_order o USING (order_id), bounds b
     WHERE r.return_date > b.start_12m AND r.return_date <= getvariable('as_of')
-    GROUP BY s.customer_id
+    GROUP BY o.customer_id
 ),
 capital AS (
     -- capital tied up: each invoice's amount for the days until paid (or until the as-of date)
