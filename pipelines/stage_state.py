@@ -4,7 +4,8 @@ what changed instead of the whole history.
 A night may stage an entity incrementally only when tonight's snapshot extends the one its
 staged tables were built from: the same full batch and key reconciliation, the same checking SQL
 (mapping, rules, parents), an as-of date not earlier, and the staged tables still at the versions
-recorded here. Anything else — a full refresh, a replay of an earlier night, a changed mapping, a
+recorded here; or extends it with a newer key reconciliation, whose deletions the merge re-checks.
+Anything else — a full refresh, a replay of an earlier night, a changed mapping, a
 crash between a table's commit and this record's — falls back to a full rebuild, which is always
 correct; the incremental path is only ever an optimisation of it.
 """
@@ -63,8 +64,10 @@ def new_increments(previous: StagedFrom | None, snap: Snapshot, as_of: date, sql
         return None
     if snap.data[0].batch_id != previous.full_batch:
         return None
-    if (snap.keys.batch_id if snap.keys else None) != previous.keys_batch:
-        return None
+    tonight_keys = snap.keys.batch_id if snap.keys else None
+    if tonight_keys != previous.keys_batch and (tonight_keys is None or
+                                                 (previous.keys_batch or "") > tonight_keys):
+        return None  # a newer key reconciliation is merged (`reconciled`); any other change is not
     staged = previous.increment_ids
     ids = {b.batch_id for b in snap.data[1:]}
     if not staged <= ids:  # a staged batch is no longer in tonight's snapshot
@@ -75,3 +78,8 @@ def new_increments(previous: StagedFrom | None, snap: Snapshot, as_of: date, sql
     ):
         return None
     return [b for b in snap.data[1:] if b.batch_id not in staged]
+
+
+def reconciled(previous: StagedFrom, snap: Snapshot) -> bool:
+    """Tonight's snapshot holds a key reconciliation the staged tables have not seen."""
+    return snap.keys is not None and snap.keys.batch_id != previous.keys_batch

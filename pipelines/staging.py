@@ -332,13 +332,33 @@ def _merge_staged(session: Session, table: str, replaced: str, checked_good: str
         session.append(table, added)
 
 
+def _dropped_by_reconciliation(rows: RawSnapshot, typed: list[str], knames: list[str]) -> str:
+    """The typed keys of the raw rows the snapshot's key reconciliation drops (keyed rows older
+    than it whose identity it did not see; `RawSnapshot.view` drops the same rows). Re-checking
+    them is what a full rebuild does with them: a key whose every row was dropped leaves staging.
+    It finds every row dropped since the full batch, not just tonight's: a key re-checked for
+    nothing comes out as it was. At 1M it is one anti join of the 30M order lines with their
+    keys, where a full rebuild re-checked every line."""
+    as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
+    older = f"a.{BATCH_ID} <= '{rows.keys_batch}' AND a._kh = 0"
+    parts = [f'SELECT *, {rows.keyed} FROM "{rows.full}"']
+    if rows.increments:
+        parts.append(f'SELECT * FROM "{rows.increments}"')
+    dropped = " UNION ALL BY NAME ".join(  # by name: a later batch may carry a new source column
+        f'(SELECT a.* FROM ({part}) a ANTI JOIN "{rows.keys}" b ON {rows.same} WHERE {older})'
+        for part in parts)
+    return f"SELECT {as_keys} FROM ({dropped})"
+
+
 def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows: RawSnapshot,
-                     new_batches: list, staged: set[str], incremental_parents: set[str]) -> None:
+                     new_batches: list, staged: set[str], incremental_parents: set[str], *,
+                     reconciled: bool = False) -> None:
     """Re-check only the keys that can have changed and merge them into the staged tables by key.
 
     A key can change when a new batch brings a row for it, when it is held in quarantine (every
     held row is re-checked: its parent may have arrived, a date that was in the future may no
-    longer be), or when a parent it references left staging tonight. For those keys every row of
+    longer be), when a parent it references left staging tonight, or (`reconciled`, a key
+    reconciliation staging has not seen) when its rows are gone from the source. For those keys every row of
     the snapshot is checked exactly as a full rebuild would check it (de-duplication is per key,
     every rule is per row), so the merged tables equal a full rebuild's; rows without a key are
     always re-read (they can only be quarantined, and a re-read may supersede them).
@@ -360,6 +380,8 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
         _expose_batches(session, raw_table_for(entity, mapping).warehouse_name, f"_new_{entity}", new_batches)
         typed_as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
         sources.append(f'SELECT {typed_as_keys} FROM "_new_{entity}"')
+    if reconciled:
+        sources.append(_dropped_by_reconciliation(rows, typed, knames))
     for col, parent, _ in FOREIGN_KEYS.get(entity, []):
         if parent in incremental_parents:
             sources.append(f'SELECT {as_keys} FROM "_old_stg_{entity}" '
@@ -434,7 +456,8 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
             new_batches = stage_state.new_increments(previous.get(entity), snap, as_of, checked_sql,
                                                      warehouse)
             if new_batches is not None and parents <= incremental and _typed_keys(entity, mapping):
-                _stage_increment(session, entity, mapping, rows, new_batches, staged, incremental & parents)
+                _stage_increment(session, entity, mapping, rows, new_batches, staged, incremental & parents,
+                                 reconciled=stage_state.reconciled(previous[entity], snap))
                 incremental.add(entity)
             else:
                 _stage_full(session, entity, checked_entity_sql(entity, mapping, raw, staged))
