@@ -12,9 +12,12 @@ on the same server:
 5. the incremental night `kam run` for the next day: wall time, peak RSS;
    (peak RSS of the largest process of the run, and the process tree's summed RSS and PSS sampled
    twice a second: `kam run` forks each step);
-6. seconds per step of both nights from the run ledger, and validation's share of them.
+6. with `--sunday`, a third night on the next Sunday: a day of changes, the weekly key
+   reconciliation of every table (deletions) and the weekly maintenance;
+7. seconds per step of every night from the run ledger, and validation's share of them.
 
     uv run python benchmarks/incremental_pg.py --sizes 10000 100000 1000000
+    uv run python benchmarks/incremental_pg.py --sizes 1000000 --sunday   # and the weekly night
     uv run python benchmarks/incremental_pg.py --sizes 1000000 --extract-only   # 1. and 2. only
 """
 
@@ -44,6 +47,7 @@ from tests.postgres_server import find_bindir, start_postgres  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 D1, D2 = date(2026, 11, 18), date(2026, 11, 19)  # a Wednesday and a Thursday: no maintenance night
+D3 = date(2026, 11, 22)  # the Sunday after: the weekly key reconciliation and maintenance (`--sunday`)
 TABLE = "sales_order_lines"
 
 
@@ -162,7 +166,7 @@ def kam_extract(settings, scratch: Path) -> tuple[float, int]:
     return time.perf_counter() - started, batch.rows
 
 
-def bench(size: int, keep: bool = False, extract_only: bool = False) -> dict:
+def bench(size: int, keep: bool = False, extract_only: bool = False, sunday: bool = False) -> dict:
     work = OUT / (f"pg-{size}-extract" if extract_only else f"pg-{size}")  # a kept warehouse stays
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -226,6 +230,15 @@ def bench(size: int, keep: bool = False, extract_only: bool = False) -> dict:
               f"peak {inc_rss:,.0f} MiB (largest process); process tree peak "
               f"{tree['tree_rss_mib']:,} MiB RSS, {tree['tree_pss_mib']:,} MiB PSS; changes: {touched}",
               flush=True)
+        if sunday:  # the weekly night: every table's keys reconciled, then compaction and vacuum
+            touched = simulate_day(urls, D3, share=0.01, seed=2)
+            tree = {}
+            sun_s, sun_rss = run_measured([*kam, "run", "--as-of", D3.isoformat()], work, env, log, tree)
+            figures["sunday_night"] = {"seconds": round(sun_s, 1), "peak_rss_mib": round(sun_rss), **tree}
+            figures["sunday_vs_full"] = round(sun_s / full_s, 3)
+            print(f"  {size:>9,}  Sunday night (key reconciliation, maintenance) {sun_s:.1f} s "
+                  f"({sun_s / full_s:.1%} of full), peak {sun_rss:,.0f} MiB (largest process); process tree "
+                  f"peak {tree['tree_rss_mib']:,} MiB RSS, {tree['tree_pss_mib']:,} MiB PSS", flush=True)
         figures["step_seconds"] = step_seconds(settings)
         for night, steps in figures["step_seconds"].items():
             timing = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
@@ -256,13 +269,16 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true",
                         help="keep each size's warehouse under benchmarks/out/pg-N, and a copy of it "
                              "after the full night (warehouse-after-full), to profile the steps")
+    parser.add_argument("--sunday", action="store_true",
+                        help="then a third night, the next Sunday: one day of changes, every table's keys "
+                             "reconciled (deletions) and the weekly maintenance")
     parser.add_argument("--extract-only", action="store_true",
                         help="measure the extraction against COPY and stop (no nights)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"KAM PostgreSQL extraction benchmark on {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
-    results = [bench(size, args.keep, args.extract_only) for size in args.sizes]
+    results = [bench(size, args.keep, args.extract_only, args.sunday) for size in args.sizes]
     stamp = time.strftime("%Y%m%dT%H%M%S")
     if args.extract_only:
         (OUT / f"extract-pg-{stamp}.json").write_text(json.dumps(results, indent=2))
