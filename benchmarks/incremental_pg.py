@@ -209,36 +209,31 @@ def bench(size: int, keep: bool = False, extract_only: bool = False, sunday: boo
         if extract_only:
             return figures
 
-        tree: dict = {}
-        full_s, full_rss = run_measured([*kam, "run", "--as-of", D1.isoformat()], work, env, log, tree)
-        figures["full_night"] = {"seconds": round(full_s, 1), "peak_rss_mib": round(full_rss), **tree}
-        print(f"  {size:>9,}  full night {full_s:.1f} s, peak {full_rss:,.0f} MiB (largest process); "
-              f"process tree peak {tree['tree_rss_mib']:,} MiB RSS, {tree['tree_pss_mib']:,} MiB PSS",
-              flush=True)
+        def night(day: date, name: str, label: str) -> float:
+            """`kam run` for `day` as its own process: wall seconds and peaks into figures[name]."""
+            tree: dict = {}
+            seconds, rss = run_measured([*kam, "run", "--as-of", day.isoformat()], work, env, log, tree)
+            figures[name] = {"seconds": round(seconds, 1), "peak_rss_mib": round(rss), **tree}
+            print(f"  {size:>9,}  {label} {seconds:.1f} s, peak {rss:,.0f} MiB (largest process); process "
+                  f"tree peak {tree['tree_rss_mib']:,} MiB RSS, {tree['tree_pss_mib']:,} MiB PSS", flush=True)
+            return seconds
+
+        full_s = night(D1, "full_night", "full night")
         if keep:  # the warehouse as the full night left it: replay the incremental night on a copy of it
             shutil.copytree(work / "warehouse", work / "warehouse-after-full")
 
         started = time.perf_counter()
-        touched = simulate_day(urls, D2, share=0.01, seed=1)
-        figures["changes"] = touched
+        figures["changes"] = simulate_day(urls, D2, share=0.01, seed=1)
         figures["changes_seconds"] = round(time.perf_counter() - started, 1)
-        tree = {}
-        inc_s, inc_rss = run_measured([*kam, "run", "--as-of", D2.isoformat()], work, env, log, tree)
-        figures["incremental_night"] = {"seconds": round(inc_s, 1), "peak_rss_mib": round(inc_rss), **tree}
+        print(f"  {size:>9,}  changes: {figures['changes']}", flush=True)
+        inc_s = night(D2, "incremental_night", "incremental night")
         figures["incremental_vs_full"] = round(inc_s / full_s, 3)
-        print(f"  {size:>9,}  incremental night {inc_s:.1f} s ({inc_s / full_s:.1%} of full), "
-              f"peak {inc_rss:,.0f} MiB (largest process); process tree peak "
-              f"{tree['tree_rss_mib']:,} MiB RSS, {tree['tree_pss_mib']:,} MiB PSS; changes: {touched}",
-              flush=True)
+        print(f"  {size:>9,}  incremental night: {inc_s / full_s:.1%} of the full night", flush=True)
         if sunday:  # the weekly night: every table's keys reconciled, then compaction and vacuum
-            touched = simulate_day(urls, D3, share=0.01, seed=2)
-            tree = {}
-            sun_s, sun_rss = run_measured([*kam, "run", "--as-of", D3.isoformat()], work, env, log, tree)
-            figures["sunday_night"] = {"seconds": round(sun_s, 1), "peak_rss_mib": round(sun_rss), **tree}
-            figures["sunday_vs_full"] = round(sun_s / full_s, 3)
-            print(f"  {size:>9,}  Sunday night (key reconciliation, maintenance) {sun_s:.1f} s "
-                  f"({sun_s / full_s:.1%} of full), peak {sun_rss:,.0f} MiB (largest process); process tree "
-                  f"peak {tree['tree_rss_mib']:,} MiB RSS, {tree['tree_pss_mib']:,} MiB PSS", flush=True)
+            simulate_day(urls, D3, share=0.01, seed=2)
+            sunday_s = night(D3, "sunday_night", "Sunday night (key reconciliation, maintenance)")
+            figures["sunday_vs_full"] = round(sunday_s / full_s, 3)
+            print(f"  {size:>9,}  Sunday night: {sunday_s / full_s:.1%} of the full night", flush=True)
         figures["step_seconds"] = step_seconds(settings)
         for night, steps in figures["step_seconds"].items():
             timing = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
