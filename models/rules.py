@@ -74,6 +74,15 @@ class Rule:
         return " AND ".join(f"({c.sql(names)})" for c in self.conditions) or "TRUE"
 
 
+def score_rule(conditions: list[Condition] | tuple[Condition, ...], mask: np.ndarray, y: np.ndarray) -> Rule:
+    """The rule with these conditions scored on labels `y`, `mask` being the rows it matches."""
+    hits = int(mask.sum())
+    precision = float(y[mask].mean()) if hits else 0.0
+    base = float(y.mean())
+    return Rule(tuple(conditions), coverage=hits / len(y), precision=precision,
+                lift=precision / base if base else float("nan"), support=int(y[mask].sum()))
+
+
 def _fmt(value: float) -> str:
     return f"{value:.10g}"
 
@@ -283,11 +292,7 @@ class RuleInducer(ClassifierMixin, BaseEstimator):
         return chosen
 
     def _score(self, conds: list[Condition], mask: np.ndarray, y: np.ndarray) -> Rule:
-        hits = int(mask.sum())
-        precision = float(y[mask].mean()) if hits else 0.0
-        base = float(y.mean())
-        return Rule(tuple(conds), coverage=hits / len(y), precision=precision,
-                    lift=precision / base if base else float("nan"), support=int(y[mask].sum()))
+        return score_rule(conds, mask, y)
 
     def predict(self, X) -> np.ndarray:
         check_is_fitted(self, "rules_")

@@ -350,6 +350,9 @@ class CrossSellConfig(_Strict):
 
 class MiningConfig(_Strict):
     seed: int = 42
+    refit_weekday: Annotated[int, Field(ge=0, le=6)] | None = Field(
+        6, description="as-of weekday (0 = Monday) on which segments and rules are fitted again; the "
+                       "nights between place customers with that week's model (null: refit every night)")
     segments: SegmentsConfig = SegmentsConfig()
     rules: RulesConfig = RulesConfig()
     cross_sell: CrossSellConfig = CrossSellConfig()

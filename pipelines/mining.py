@@ -2,8 +2,10 @@
 
 Reads the staging tables, `customer_value` and `customer_product_line` (so it runs after `build`), builds
 `customer_features` (transforms/marts/customer_features.sql) and each customer's product-line
-basket, reads last night's `customer_segment` for stable ids, and writes five marts, each
-replacing only its own as-of date's rows so history stays and a re-run is idempotent:
+basket. On a refit night (pipelines/mining_model.py) it clusters, matching last night's
+`customer_segment` for stable ids, induces the rules and keeps both in `kam_mining_model`; on the
+nights between it places customers with that model and re-scores its rules. It writes six marts,
+each replacing only its own as-of date's rows so history stays and a re-run is idempotent:
 
 - customer_features: one row per customer and as-of date (what the models saw, business units)
 - customer_segment: one row per customer and as-of date (segment id and name)
@@ -15,6 +17,7 @@ replacing only its own as-of date's rows so history stays and a re-run is idempo
 
 from __future__ import annotations
 
+import calendar
 import time
 from collections.abc import Callable
 from datetime import date
@@ -25,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines import mining_frames as frames
+from pipelines import mining_model
 from pipelines.config import Settings
 from pipelines.duckdb_session import Session, sql_file
 from pipelines.marts import expose_staging
@@ -85,13 +89,23 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
         lines = pa.table({c: pc.dictionary_encode(baskets[c]) for c in baskets.column_names}).to_pandas()
     timings = {}
 
+    kept = mining_model.kept_model(warehouse, as_of, config)
     tick = time.perf_counter()
-    seg = frames.segment(features, last_night(warehouse, as_of), config)
+    if kept is None:
+        seg = frames.segment(features, last_night(warehouse, as_of), config)
+    else:
+        seg = frames.place(features, kept.segments, config)
     timings["segments"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    X, names = frames.rule_matrix(features)
-    rules = frames.explain(X, names, frames.label_targets(features, seg, labels), config, as_of, run_id)
+    targets = frames.label_targets(features, seg, labels)
+    if kept is None:
+        X, names = frames.rule_matrix(features)
+        rule_sets = frames.induce(X, names, targets, config)
+        fitted = mining_model.MiningModel(as_of, mining_model.fingerprint(config), seg.model, rule_sets)
+    else:
+        rule_sets = kept.rules
+    rules = frames.rule_table(features, rule_sets, targets, as_of, run_id)
     timings["rules"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -114,6 +128,9 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
         if on_table:
             on_table(name, table.num_rows)
 
+    if kept is None:  # after the marts it explains: a crash before this refits tomorrow
+        mining_model.save(warehouse, fitted)
+
     key_segment = frames.key_account_segment(features, seg)
     result.details = {
         "segments": [(sid, seg.names[sid], seg.status[sid], int((seg.segment_id == sid).sum()))
@@ -122,6 +139,7 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
         "key_account_segment": key_segment,
         "quality": seg.quality,
         "timings": timings,
+        "model_fitted": (kept.fit_date if kept else as_of).isoformat(),
     }
     if seg.vanished:
         result.notes.append("segments vanished since last night: "
@@ -129,5 +147,8 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
     new = [i for i, s in seg.status.items() if s == "new"]
     if new:
         result.notes.append("new segments tonight: " + ", ".join(f"{i} ({seg.names[i]})" for i in new))
+    if kept is not None:
+        result.notes.append(f"segments and rules of the model fitted on {kept.fit_date} (refitted on "
+                            f"{calendar.day_name[config.refit_weekday]}s)")
     result.seconds = time.perf_counter() - started
     return result

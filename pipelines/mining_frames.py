@@ -16,17 +16,48 @@ import pandas as pd
 import pyarrow as pa
 
 from models.crosssell import association_rules, next_best
-from models.rules import RuleInducer
+from models.rules import Condition, RuleInducer, score_rule
 from models.segment_identity import (
     first_ids,
     match_segments,
     previous_centroids,
     segment_names,
 )
-from models.segments import SampledKMeans, SkewScaler, quality
+from models.segments import SampledKMeans, SkewScaler, inertia, nearest, quality
 from pipelines.config import CATEGORY_COLUMNS, FEATURE_COLUMNS, MiningConfig
 
 MAX_CATEGORIES = 12  # one-hot columns per category for the rules (the most common values)
+
+
+@dataclass(frozen=True)
+class SegmentModel:
+    """What places a customer in a segment: the scaling of the features and the centres (in the
+    scaled space) with their segment ids and names. Kept as plain lists, so it is stored as JSON
+    and read back to the same floats."""
+
+    log_columns: tuple[int, ...]
+    low: list[float]
+    high: list[float]
+    mean: list[float]
+    scale: list[float]
+    centers: list[list[float]]
+    ids: list[int]
+    names: dict[int, str]
+    k_scores: dict[int, float]
+
+    @classmethod
+    def of(cls, scaler: SkewScaler, centers: np.ndarray, ids, names: dict[int, str],
+           k_scores: dict[int, float]) -> SegmentModel:
+        return cls(tuple(int(c) for c in scaler.log_columns), scaler.low_.tolist(), scaler.high_.tolist(),
+                   scaler.mean_.tolist(), scaler.scale_.tolist(), np.asarray(centers, np.float64).tolist(),
+                   [int(i) for i in ids], {int(i): str(n) for i, n in names.items()},
+                   {int(k): float(v) for k, v in k_scores.items()})
+
+    def scaler(self) -> SkewScaler:
+        scaler = SkewScaler(log_columns=self.log_columns)
+        scaler.low_, scaler.high_ = np.asarray(self.low), np.asarray(self.high)
+        scaler.mean_, scaler.scale_ = np.asarray(self.mean), np.asarray(self.scale)
+        return scaler
 
 
 @dataclass
@@ -40,6 +71,7 @@ class Segmentation:
     vanished: dict[int, str] = field(default_factory=dict)
     k_scores: dict[int, float] = field(default_factory=dict)
     quality: dict[str, float] = field(default_factory=dict)
+    model: SegmentModel | None = None  # what placed the customers, to keep for the week
 
 
 def segment(features: pd.DataFrame, previous: pd.DataFrame | None, config: MiningConfig) -> Segmentation:
@@ -89,8 +121,26 @@ def segment(features: pd.DataFrame, previous: pd.DataFrame | None, config: Minin
     labels = np.asarray(ids)[model.labels_]
     metrics = quality(Z, model.labels_, sample_size=cfg.silhouette_size * 2, random_state=config.seed)
     metrics.update(inertia=model.inertia_, k=float(len(centers)))
+    kept = SegmentModel.of(scaler, centers, ids, names, model.k_choice_.scores)
     return Segmentation(segment_id=labels, names=names, status=status, moved=moved, vanished=vanished,
-                        k_scores=model.k_choice_.scores, quality=metrics)
+                        k_scores=model.k_choice_.scores, quality=metrics, model=kept)
+
+
+def place(features: pd.DataFrame, model: SegmentModel, config: MiningConfig) -> Segmentation:
+    """Each customer in the segment of the nearest centre of a model fitted on an earlier night.
+
+    Nothing is refitted, so every segment keeps its id, its name and its centre (moved 0); the
+    quality figures are tonight's customers' under that model."""
+    cfg = config.segments
+    Z = model.scaler().transform(features[list(cfg.features)].to_numpy(dtype=np.float64))
+    centers = np.asarray(model.centers, dtype=np.float64)
+    which = nearest(Z, centers)
+    names = dict(model.names)
+    metrics = quality(Z, which, sample_size=cfg.silhouette_size * 2, random_state=config.seed)
+    metrics.update(inertia=inertia(Z, which, centers), k=float(len(centers)))
+    return Segmentation(segment_id=np.asarray(model.ids, dtype=np.int64)[which], names=names,
+                        status=dict.fromkeys(names, "kept"), moved=dict.fromkeys(names, 0.0),
+                        k_scores=dict(model.k_scores), quality=metrics, model=model)
 
 
 def _unique(names: dict[int, str]) -> dict[int, str]:
@@ -167,19 +217,28 @@ def rule_matrix(features: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     return np.hstack(parts), names
 
 
-def explain(X: np.ndarray, names: list[str], targets: dict[str, tuple[int | None, np.ndarray]],
-            config: MiningConfig, as_of: date, run_id: str) -> pa.Table:
-    """segment_rule: one row per rule explaining a target (a segment or a configured label).
+@dataclass(frozen=True)
+class RuleSet:
+    """The rules explaining one target, each a tuple of conditions (feature name, above, threshold):
+    by name, so they can be re-scored on another night's customers and stored as JSON."""
 
-    The stored rules are learned on all customers, and coverage, precision, lift and fidelity are
-    measured on all. `fidelity_holdout` is the honest estimate: the same learner fitted on a
-    fixed-seed share of customers, scored on the rest it never saw.
-    """
+    target: str
+    segment_id: int | None
+    rules: tuple[tuple[tuple[str, bool, float], ...], ...]
+    fidelity_holdout: float
+
+
+def induce(X: np.ndarray, names: list[str], targets: dict[str, tuple[int | None, np.ndarray]],
+           config: MiningConfig) -> list[RuleSet]:
+    """The rules explaining each target (a segment or a configured label), learned on all customers.
+
+    `fidelity_holdout` is the honest estimate: the same learner fitted on a fixed-seed share of
+    customers, scored on the rest it never saw."""
     cfg = config.rules
     rng = np.random.default_rng(config.seed)
     holdout = rng.random(len(X)) < cfg.holdout_share
     X_fit, X_held = X[~holdout], X[holdout]  # copied once, not once per target
-    rows = []
+    sets = []
     for target, (segment_id, y) in targets.items():
         if y.all() or not y.any():
             continue
@@ -193,15 +252,55 @@ def explain(X: np.ndarray, names: list[str], targets: dict[str, tuple[int | None
         if holdout.any() and y[~holdout].any() and not y[~holdout].all():
             fidelity_holdout = learner().fit(X_fit, y[~holdout]).fidelity(X_held, y[holdout])
         inducer = learner().fit(X, y)
-        fidelity = inducer.fidelity(X, y)
-        for n, rule in enumerate(inducer.evaluate(X, y), start=1):  # scored on every customer
+        rules = tuple(tuple((names[c.feature], bool(c.above), float(c.threshold)) for c in r.conditions)
+                      for r in inducer.rules_)
+        sets.append(RuleSet(target, segment_id, rules, fidelity_holdout))
+    return sets
+
+
+def _condition_column(features: pd.DataFrame, name: str) -> np.ndarray:
+    """A rule matrix column (`rule_matrix`) by name, whether or not tonight's matrix has it."""
+    if name in features.columns:
+        return features[name].to_numpy(dtype=np.float64)
+    column, value = name.split("=", 1)  # a one-hot column "industry=Retail"
+    return (features[column].astype(str) == value).to_numpy(dtype=np.float64)
+
+
+def rule_table(features: pd.DataFrame, sets: list[RuleSet], targets: dict[str, tuple[int | None, np.ndarray]],
+               as_of: date, run_id: str) -> pa.Table:
+    """segment_rule: one row per rule of each set, coverage, precision, lift and fidelity measured
+    on tonight's customers (a target with no rule set, or whose label tonight is all or nothing,
+    has no rows)."""
+    rows = []
+    columns: dict[str, np.ndarray] = {}
+    for rule_set in sets:
+        if rule_set.target not in targets:
+            continue
+        _, y = targets[rule_set.target]
+        if y.all() or not y.any():
+            continue
+        scored, fired = [], np.zeros(len(y), dtype=bool)
+        for rule in rule_set.rules:
+            names = [name for name, _, _ in rule]
+            conditions = [Condition(i, above, threshold) for i, (_, above, threshold) in enumerate(rule)]
+            for name in names:
+                if name not in columns:
+                    columns[name] = _condition_column(features, name)
+            X = np.column_stack([columns[name] for name in names]) if names else np.empty((len(y), 0))
+            mask = np.ones(len(y), dtype=bool)
+            for condition in conditions:
+                mask &= condition.mask(X)
+            fired |= mask
+            scored.append((score_rule(conditions, mask, y), names))
+        fidelity = float((fired == y).mean())
+        for n, (rule, names) in enumerate(scored, start=1):
             rows.append({
-                "target": target, "segment_id": segment_id, "rule_no": n, "rule": rule.text(names),
-                "rule_sql": rule.sql(names),
+                "target": rule_set.target, "segment_id": rule_set.segment_id, "rule_no": n,
+                "rule": rule.text(names), "rule_sql": rule.sql(names),
                 "conditions": len(rule.conditions), "coverage": rule.coverage,
                 "precision": rule.precision, "lift": rule.lift, "customers": rule.support,
-                "rules_in_set": len(inducer.rules_), "fidelity": fidelity,
-                "fidelity_holdout": fidelity_holdout, "base_rate": float(y.mean()),
+                "rules_in_set": len(rule_set.rules), "fidelity": fidelity,
+                "fidelity_holdout": rule_set.fidelity_holdout, "base_rate": float(y.mean()),
             })
     schema = pa.schema([
         ("target", pa.string()), ("segment_id", pa.int64()), ("rule_no", pa.int64()),
