@@ -120,8 +120,9 @@ def add_value(session: Session, settings: Settings, values: pa.Table) -> tuple[p
     extra["profit_12m"] = (margin - cost_total).round(2)
     scored = extra["purchase_days"].notna()  # every scored customer has purchase days; isin took 8 s at 1M
     extra["clv_flag"] = extra["clv_flag"].where(scored, "no purchases")
-    for col in ("revenue_prior_12m", "orders_prior_12m", "product_lines_12m", "complaints_12m",
-                "median_days_late"):
+    # kept for the marts after build and for mining's features (one definition of each count)
+    for col in ("revenue_prior_12m", "orders_prior_12m", "product_lines_12m", "service_cases_12m",
+                "complaints_12m", "returns_12m", "return_credit_12m", "median_days_late"):
         extra[col] = frame[col]
     extra["purchase_days"] = extra["purchase_days"].fillna(0).astype("int64")
     # `extra` is in customer_value's row order (indexed like `base`), so columns append as they are.

@@ -91,6 +91,43 @@ def test_marts_carry_the_as_of_date_and_run_id_and_add_up(mined):
     assert -1 <= q["silhouette"] <= 1 and q["davies_bouldin"] > 0
 
 
+def test_features_count_service_and_returns_as_customer_value_does(mined):
+    """One definition of a customer's service cases, complaints and returns: the segment features
+    and the cost-to-serve read the same counts, and they match a count straight from staging."""
+    _, warehouse, _ = mined
+    con = _frames(warehouse)
+    for name in ("customer_value", "stg_service_case", "stg_customer_xref", "stg_return", "stg_shipment",
+                 "stg_order"):
+        con.register(name, warehouse.read(name))
+    con.execute(f"SET VARIABLE as_of = DATE '{DEMO_AS_OF}'")
+    counted = con.execute("""
+        WITH cases AS (
+            SELECT x.customer_id, count(*) AS n, count(*) FILTER (WHERE c.is_complaint) AS complaints
+            FROM stg_service_case c
+            JOIN stg_customer_xref x ON x.system = 'crm' AND x.source_key = c.account_id
+            WHERE CAST(c.opened_at AS DATE) > getvariable('as_of') - INTERVAL 12 MONTH
+              AND CAST(c.opened_at AS DATE) <= getvariable('as_of')
+            GROUP BY 1),
+        returned AS (
+            SELECT o.customer_id, count(*) AS n, sum(r.credit_amount) AS credit
+            FROM stg_return r JOIN stg_shipment s USING (shipment_id) JOIN stg_order o USING (order_id)
+            WHERE r.return_date > getvariable('as_of') - INTERVAL 12 MONTH
+              AND r.return_date <= getvariable('as_of')
+            GROUP BY 1)
+        SELECT count(*) FILTER (WHERE f.service_cases_12m <> COALESCE(c.n, 0)),
+               count(*) FILTER (WHERE f.complaints_12m <> COALESCE(c.complaints, 0)),
+               count(*) FILTER (WHERE f.returns_12m <> COALESCE(r.n, 0)),
+               count(*) FILTER (WHERE abs(f.return_rate - CASE WHEN v.revenue_12m > 0
+                                THEN COALESCE(r.credit, 0) / v.revenue_12m ELSE 0 END) > 1e-9),
+               count(*) FILTER (WHERE f.complaints_12m <> v.complaints_12m),
+               count(*) FILTER (WHERE c.n > 0), count(*) FILTER (WHERE r.n > 0), count(*)
+        FROM customer_features f JOIN customer_value v USING (customer_id)
+        LEFT JOIN cases c USING (customer_id) LEFT JOIN returned r USING (customer_id)""").fetchone()
+    *mismatches, with_cases, with_returns, customers = counted
+    assert mismatches == [0, 0, 0, 0, 0]
+    assert 0 < with_cases < customers and 0 < with_returns < customers  # the counts were exercised
+
+
 def test_next_best_offers_are_lines_the_account_lacks_and_its_peers_buy(mined):
     _, warehouse, _ = mined
     con = _frames(warehouse)

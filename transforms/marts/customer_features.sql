@@ -3,8 +3,9 @@
 -- Gaps are filled with what they mean (no payment: nothing late; no delivery: nothing late;
 -- never ordered: recency = days since the customer was created), so every row is usable.
 -- Skew is handled in Python (models/segments.py: log compression before scaling). What build already
--- measured from the order history (12-month revenue and orders, the 12 months before, product-line
--- breadth) is read from customer_value: mining does not join the order lines again.
+-- measured (12-month revenue and orders, the 12 months before, product-line breadth, service cases,
+-- complaints and returns) is read from customer_value: mining does not join those tables again,
+-- and a customer's complaints are the same count in its segment as in its cost-to-serve.
 WITH p AS (
     SELECT getvariable('as_of') AS as_of,
            CAST(getvariable('as_of') - INTERVAL 12 MONTH AS DATE) AS since
@@ -16,19 +17,6 @@ account AS (
 ),
 crm AS (
     SELECT customer_id, min(region) AS region, min(size_band) AS size_band FROM account GROUP BY customer_id
-),
-cases AS (
-    SELECT a.customer_id, count(*) AS service_cases_12m,
-           count(*) FILTER (WHERE c.is_complaint) AS complaints_12m
-    FROM stg_service_case c JOIN account a USING (account_id), p
-    WHERE CAST(c.opened_at AS DATE) > since AND CAST(c.opened_at AS DATE) <= as_of
-    GROUP BY a.customer_id
-),
-returns AS (
-    SELECT o.customer_id, count(*) AS returns_12m, sum(r.credit_amount) AS returned_12m
-    FROM stg_return r JOIN stg_shipment s USING (shipment_id) JOIN stg_order o USING (order_id), p
-    WHERE r.return_date > since
-    GROUP BY o.customer_id
 ),
 delay AS (
     SELECT y.customer_id, avg(date_diff('day', i.due_date, y.payment_date)) AS payment_delay_days
@@ -61,10 +49,10 @@ SELECT
     CAST((v.revenue_12m - CAST(v.revenue_prior_12m AS DECIMAL(18, 2)))
          / greatest(v.revenue_12m + CAST(v.revenue_prior_12m AS DECIMAL(18, 2)), 1) AS DOUBLE) AS growth,
     CAST(v.product_lines_12m AS DOUBLE) AS product_lines,
-    CAST(COALESCE(cs.service_cases_12m, 0) AS DOUBLE) AS service_cases_12m,
-    CAST(COALESCE(cs.complaints_12m, 0) AS DOUBLE) AS complaints_12m,
-    CAST(COALESCE(r.returns_12m, 0) AS DOUBLE) AS returns_12m,
-    CASE WHEN v.revenue_12m > 0 THEN CAST(COALESCE(r.returned_12m, 0) / v.revenue_12m AS DOUBLE)
+    CAST(v.service_cases_12m AS DOUBLE) AS service_cases_12m,
+    CAST(v.complaints_12m AS DOUBLE) AS complaints_12m,
+    CAST(v.returns_12m AS DOUBLE) AS returns_12m,
+    CASE WHEN v.revenue_12m > 0 THEN CAST(v.return_credit_12m / v.revenue_12m AS DOUBLE)
          ELSE 0.0 END AS return_rate,
     CAST(COALESCE(d.payment_delay_days, 0) AS DOUBLE) AS payment_delay_days,
     CAST(COALESCE(dl.on_time_rate, 1.0) AS DOUBLE) AS on_time_rate,
@@ -77,8 +65,6 @@ FROM stg_customer c
 CROSS JOIN p
 JOIN customer_value v USING (customer_id)
 LEFT JOIN crm USING (customer_id)
-LEFT JOIN cases cs USING (customer_id)
-LEFT JOIN returns r USING (customer_id)
 LEFT JOIN delay d USING (customer_id)
 LEFT JOIN delivery dl USING (customer_id)
 ORDER BY c.customer_id
