@@ -193,8 +193,10 @@ def crossed_boundary(measure: np.ndarray, ranked: np.ndarray, held: np.ndarray, 
     # one rounded floor per tier (code -1, a name not configured, has none), picked by tier code
     value = [floors.get(name, np.inf) for name in names] + [np.inf]
     floor = np.array([round(v, 2) if np.isfinite(v) else np.nan for v in value])
-    now = pd.Categorical(tier, categories=names).codes.astype(np.int64)
-    before = pd.Categorical(held, categories=names).codes.astype(np.int64)
+    # a tier name not configured (renamed since last night) or none at all is code -1
+    levels = pd.Index(names, dtype=object)
+    now = levels.get_indexer(pd.Index(tier, dtype=object)).astype(np.int64)
+    before = levels.get_indexer(pd.Index(held, dtype=object)).astype(np.int64)
     demoted = ~pd.isna(held) & (np.maximum(now, 0) > np.maximum(before, 0))
     return floor[np.where(demoted, before, now)]
 

@@ -202,6 +202,7 @@ def test_a_grade_is_printed_line_by_line(two_nights):
     assert sum(line.startswith("  ") and not line.startswith("    ") for line in lines) == 5  # groups
 
 
+@pytest.mark.filterwarnings("error")  # pandas 4 raises where pandas 3 warned (unknown categories)
 def test_crossed_boundary_is_the_floor_of_the_tier_entered_or_left():
     """Against the rule written out one customer at a time: a promotion (or no move) reads the
     floor of the tier now held, a demotion the floor of the tier left; no floor is NaN."""
