@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from datetime import date, datetime
 
 import click
@@ -132,7 +133,10 @@ def demo_data(config: str | None, customers: int, as_of: date, seed: int, dirty_
     console.print(f"Planted patterns (ground truth for tests): {truth}")
 
 
-def _run(steps: list[str], config: str | None, as_of: date, **options) -> list[StepResult]:
+def _run(steps: list[str], config: str | None, as_of: date, *,
+         before: dict[str, Callable[[], None]] | None = None, **options) -> list[StepResult]:
+    """Run `steps` in turn (each in a child process of its own unless KAM_STEP_PROCESSES=0);
+    `before[step]()` is called just before that step starts."""
     settings = _settings(config)
     run_id = new_run_id(as_of)
     console.log(f"run {run_id}")
@@ -144,6 +148,8 @@ def _run(steps: list[str], config: str | None, as_of: date, **options) -> list[S
         preload(steps)
     try:
         for step in steps:
+            if before and step in before:
+                before[step]()
             with console.status(f"[bold]{step}[/]: {STEP_HELP[step]}…") as status:
                 def on_table(name: str, rows: int, _status=status, _step=step) -> None:
                     _status.update(f"[bold]{_step}[/]: {name} ({rows:,} rows)…")
@@ -269,17 +275,65 @@ def _print_mining(result: StepResult) -> None:
 def run(as_of: date, config: str | None, full_refresh: bool) -> None:
     """Run the whole nightly job: extract → stage → build → mine → publish → maintain, then the
     exports and the run report."""
-    results = _run(list(STEPS), config, as_of, full_refresh=full_refresh)
-    _deliver(config, as_of, results)
+    exports = _ExportsBeside(_settings(config), as_of)
+    try:
+        beside = {"publish": exports.start, "maintain": exports.finish} if _child_steps() else None
+        results = _run(list(STEPS), config, as_of, full_refresh=full_refresh, before=beside)
+        _deliver(config, as_of, results, exports)
+    finally:
+        exports.discard()
 
 
-def _deliver(config: str | None, as_of: date, results: list[StepResult]) -> None:
-    from pipelines.exports import write_exports
+class _ExportsBeside:
+    """The night's exports rendered in a child process while publish runs (it mostly waits on the
+    CRM's database), finished before maintain rewrites any file, and put in place only once every
+    step has succeeded, as when they were written after the steps: a failed night delivers no files."""
+
+    def __init__(self, settings: Settings, as_of: date):
+        self.settings, self.as_of = settings, as_of
+        self.job = self.rendered = self.partial = None
+
+    def start(self) -> None:
+        from pipelines.exports import partial_folder, render_exports
+        from pipelines.step_process import Background
+
+        self.partial = partial_folder(self.settings, self.as_of)
+        self.job = Background("exports", render_exports, self.settings, self.as_of, self.partial)
+
+    def finish(self) -> None:
+        """Wait for the rendering child (before maintain compacts and vacuums what it reads)."""
+        if self.job is not None:
+            job, self.job = self.job, None
+            self.rendered = job.result()
+
+    def written(self) -> dict[str, int]:
+        """Rows per file stem, the files committed: rendered now unless a child rendered them."""
+        from pipelines.exports import commit_exports, render_exports
+
+        self.finish()
+        partial, written = self.rendered or render_exports(self.settings, self.as_of)
+        self.rendered = None
+        commit_exports(self.settings, self.as_of, partial)
+        return written
+
+    def discard(self) -> None:
+        """Stop a child still rendering (the night failed) and remove what it wrote."""
+        from pipelines.exports import discard_exports
+
+        if self.job is not None:
+            self.job.cancel()
+            self.job = None
+        if self.partial is not None:
+            discard_exports(self.partial)
+
+
+def _deliver(config: str | None, as_of: date, results: list[StepResult],
+             exports: _ExportsBeside | None = None) -> None:
     from pipelines.report import write_run_report
 
     settings = _settings(config)
     run_id = results[-1].details.get("run_id") if results else None
-    written = write_exports(settings, as_of)
+    written = (exports or _ExportsBeside(settings, as_of)).written()
     path = write_run_report(settings, as_of, run_id)
     console.print(f"Exports: {settings.exports_path / as_of.isoformat()} ({len(written) - 1} owners); "
                   f"run report: {path.parent / 'latest.html'}; BI database: {settings.bi_database_path}")

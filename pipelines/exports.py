@@ -3,7 +3,8 @@
 One row per matched CRM account: owner, account, tier, whether it changed since the last run (and
 from what, and why), key-account flag, CLV, profit, credit grade, alerts and next-best offers with
 the rule behind them. Files go to `<outputs.path>/<as-of>/`: `all_accounts.csv|.xlsx` and
-`by_owner/<owner>.csv|.xlsx`; re-running a night rewrites that night's folder.
+`by_owner/<owner>.csv|.xlsx`; re-running a night rewrites that night's folder. A night's files
+are written into a partial folder and put in place whole, so a reader never sees half a night.
 
 DuckDB writes the everyone files (its CSV writer and its Excel extension, in flat memory): at a
 million accounts openpyxl took minutes and gigabytes per workbook. The everyone workbook stops at
@@ -80,18 +81,29 @@ def _write(con, where: str, stem: Path, excel: bool) -> None:
                     f"(FORMAT xlsx, HEADER true, SHEET {duck.sql_literal(SHEET)})")
 
 
-def write_exports(settings: Settings, as_of: date) -> dict[str, int]:
-    """Write the night's exports; returns rows per file stem (`all_accounts`, `by_owner/<owner>`)."""
+def partial_folder(settings: Settings, as_of: date, owner_pid: int | None = None) -> Path:
+    """Where a run (process `owner_pid`, this one by default) renders a night before committing it."""
     folder = settings.exports_path / as_of.isoformat()
-    if folder.exists():
-        shutil.rmtree(folder)
-    (folder / "by_owner").mkdir(parents=True)
+    return folder.with_name(f".{folder.name}.partial-{owner_pid or os.getpid()}")
+
+
+def render_exports(settings: Settings, as_of: date,
+                   partial: Path | None = None) -> tuple[Path, dict[str, int]]:
+    """Write the night's files into a partial folder beside the night's folder; returns the
+    partial folder and rows per file stem. Nobody reads the partial folder: `commit_exports` puts
+    it in place, so a run that dies while writing leaves the last complete folder as it was (the
+    next render of the night removes what such a run left)."""
+    partial = partial or partial_folder(settings, as_of)
+    for stale in partial.parent.glob(f".{as_of.isoformat()}.partial-*") if partial.parent.exists() else []:
+        shutil.rmtree(stale, ignore_errors=True)
+    (partial / "by_owner").mkdir(parents=True)
     warehouse = Warehouse(settings.warehouse_path)
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         session.con.execute(f"LOAD {duck.sql_literal(str(duck.extension_path('excel')))}")
         total = _export_rows(session, settings, as_of)
         written = {"all_accounts": total}
-        _write(session.con, "TRUE", folder / "all_accounts", total <= settings.config.outputs.excel_max_rows)
+        _write(session.con, "TRUE", partial / "all_accounts",
+               total <= settings.config.outputs.excel_max_rows)
         owners = session.con.execute("SELECT owner, count(*), min(_row), max(_row) FROM export_rows "
                                      "GROUP BY owner ORDER BY owner").fetchall()
         files = []
@@ -100,8 +112,34 @@ def write_exports(settings: Settings, as_of: date) -> dict[str, int]:
             while stem in written:  # two owners spelled alike ("A. Smith", "A Smith") keep two files
                 stem += "_"
             written[stem] = rows
-            files.append((first, last, folder / stem))
+            files.append((first, last, partial / stem))
         sheet_files.write_files(session.con, "main.export_rows", "_row", files, sheet=SHEET,
                                 workers=max(1, min(4, os.cpu_count() or 1)))
-    return written
+    return partial, written
 
+
+def commit_exports(settings: Settings, as_of: date, partial: Path) -> Path:
+    """Put a rendered night in place of the night's folder (a re-run replaces the earlier files)."""
+    folder = settings.exports_path / as_of.isoformat()
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        folder.rename(old)
+        partial.rename(folder)
+        shutil.rmtree(old)
+    else:
+        partial.rename(folder)
+    return folder
+
+
+def discard_exports(partial: Path) -> None:
+    """Remove a rendered night that is not to be delivered (the run failed after it was written)."""
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def write_exports(settings: Settings, as_of: date) -> dict[str, int]:
+    """Write the night's exports; returns rows per file stem (`all_accounts`, `by_owner/<owner>`)."""
+    partial, written = render_exports(settings, as_of)
+    commit_exports(settings, as_of, partial)
+    return written

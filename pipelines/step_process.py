@@ -143,3 +143,67 @@ def _describe(status: int) -> str:
         hint = ": killed, perhaps by the out-of-memory killer" if number == signal.SIGKILL else ""
         return f"signal {number}, {name}{hint}"
     return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
+class Background:
+    """A function run in a forked child beside the steps (the sales-ops exports render while
+    publish waits on the CRM's database): `result()` waits for its return value or re-raises its
+    exception; `cancel()` stops it. Same fork rules as a step: start it from a process that has not
+    opened a DuckDB database or delta-rs's runtime."""
+
+    def __init__(self, name: str, fn: Callable, *args):
+        self.name = name
+        self._read_fd, write_fd = os.pipe()
+        parent = os.getpid()
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 0
+            try:
+                os.close(self._read_fd)
+                _die_with_parent(parent)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                with os.fdopen(write_fd, "wb") as out:
+                    try:
+                        pickle.dump(("result", fn(*args)), out)
+                    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+                        pickle.dump(("error", (_portable(exc), traceback.format_exc())), out)
+            except BaseException:  # noqa: BLE001 - the report itself failed
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        self._done = False
+
+    def result(self):
+        """The function's return value, once the child has ended."""
+        outcome = None
+        try:
+            with os.fdopen(self._read_fd, "rb") as events:
+                try:
+                    outcome = pickle.load(events)
+                except EOFError:
+                    pass
+        finally:
+            _, status = os.waitpid(self.pid, 0)
+            self._done = True
+        if outcome is None:
+            raise StepDied(f"{self.name} died without a result ({_describe(status)})")
+        kind, payload = outcome
+        if kind == "error":
+            exc, child_traceback = payload
+            exc.add_note(f"in the {self.name} process (pid {self.pid}):\n{child_traceback}")
+            raise exc
+        return payload
+
+    def cancel(self) -> None:
+        """Stop the child (if still running) and reap it."""
+        if self._done:
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        os.close(self._read_fd)
+        self._done = True

@@ -76,3 +76,33 @@ def test_a_killed_step_process_fails_the_run_by_name_and_the_next_run_completes(
     assert {r["step"] for r in latest} == set(STEPS)
     assert {r["status"] for r in latest} == {"success"}
     assert {r["as_of"] for r in latest} == {date.fromisoformat(DEMO_AS_OF)}
+    exports = root / "exports"
+    night = exports / DEMO_AS_OF
+    assert (night / "all_accounts.csv").stat().st_size > 0
+    assert len(list((night / "by_owner").glob("*.xlsx"))) > 5
+    assert [p.name for p in exports.iterdir()] == [DEMO_AS_OF]  # no partial folder left behind
+    delivered = {p.relative_to(night): p.read_bytes() for p in night.rglob("*.csv")}
+
+    # The exports render in a child of their own beside the publish step; when publish dies, the
+    # night delivers no files: the folder of the last complete run stays as it was.
+    proc = subprocess.Popen([*KAM, "run", "--as-of", DEMO_AS_OF], cwd=root, env=_env(root),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen, beside = [], None
+    for line in proc.stdout:
+        seen.append(line.rstrip())
+        if beside is None and "publish: started" in line:
+            beside = _children(proc.pid)
+            assert len(beside) == 2, beside  # the exports' child and the publish step's
+            exports_child, publish_child = sorted(beside, key=lambda pid: (_started(pid), pid))
+            os.kill(publish_child, signal.SIGKILL)
+    proc.wait(timeout=120)
+    output = "\n".join(seen)
+    assert proc.returncode == 1 and "step 'publish' died without a result" in output, output
+    assert not Path(f"/proc/{exports_child}").exists()  # stopped and reaped by the run
+    assert [p.name for p in exports.iterdir()] == [DEMO_AS_OF]
+    assert {p.relative_to(night): p.read_bytes() for p in night.rglob("*.csv")} == delivered
+
+
+def _started(pid: int) -> int:
+    """A process's start time in clock ticks since boot (/proc/<pid>/stat, field 22)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
