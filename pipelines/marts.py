@@ -56,8 +56,8 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
         session.con.register("customer_value", values)
         session.warehouse.write("customer_value", values)
         result.rows["customer_value"] = values.num_rows
-        result.details["clv"] = clv_info
-        for table, data, key in value_marts.side_marts(session, settings, values,
+        result.details["clv"] = {k: v for k, v in clv_info.items() if k != "kept"}
+        for table, data, key in value_marts.side_marts(session, settings, values, clv_info,
                                                           rerate_credit=rerate_credit):
             session.warehouse.write(table, data, replace_where=key)
             result.rows[table] = session.warehouse.rows(table) if key is None else data.num_rows

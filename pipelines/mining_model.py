@@ -8,20 +8,16 @@ fits took 12 s of a 17 s mining step. So the model is fitted on one as-of weekda
 night, a gap in the schedule) or whose configuration changed; the nights in between place each
 customer with it and score its rules on tonight's customers.
 
-Which model a night uses depends only on its as-of date and what earlier nights stored, so a
-re-run or a backfill of the same nights gives the same tables.
+How a week's model is stored and found again: pipelines/weekly_model.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import date
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
+from pipelines import weekly_model
 from pipelines.config import MiningConfig
 from pipelines.mining_frames import RuleSet, SegmentModel
 from pipelines.warehouse import Warehouse
@@ -39,14 +35,8 @@ class MiningModel:
 
 def fingerprint(config: MiningConfig) -> str:
     """The configuration that shapes the model: a change to it means a refit."""
-    shaping = {"seed": config.seed, "segments": config.segments.model_dump(),
-               "rules": config.rules.model_dump()}
-    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def refit_day(as_of: date, weekday: int) -> date:
-    """The latest scheduled refit day on or before `as_of`."""
-    return as_of - timedelta(days=(as_of.weekday() - weekday) % 7)
+    return weekly_model.fingerprint({"seed": config.seed, "segments": config.segments.model_dump(),
+                                     "rules": config.rules.model_dump()})
 
 
 def _to_json(model: MiningModel) -> str:
@@ -68,29 +58,11 @@ def _from_json(fit_date: date, fingerprint_: str, text: str) -> MiningModel:
 
 
 def kept_model(warehouse: Warehouse, as_of: date, config: MiningConfig) -> MiningModel | None:
-    """This week's model for the night `as_of`, or None when tonight fits one.
-
-    Tonight fits on the refit weekday, when refit_weekday is null, and when no model of this
-    configuration was fitted after the last refit day and before tonight (a model fitted on
-    tonight's date is the one a re-run of tonight fits again)."""
-    if config.refit_weekday is None or not warehouse.exists(MODEL_TABLE):
-        return None
-    start = refit_day(as_of, config.refit_weekday)
-    if start == as_of:
-        return None
-    stored = warehouse.dataset(MODEL_TABLE).to_table(
-        filter=(pc.field("fit_date") >= pa.scalar(start, pa.date32()))
-        & (pc.field("fit_date") < pa.scalar(as_of, pa.date32()))
-        & (pc.field("fingerprint") == fingerprint(config))).to_pylist()
-    if not stored:
-        return None
-    latest = max(stored, key=lambda row: row["fit_date"])
-    return _from_json(latest["fit_date"], latest["fingerprint"], latest["model"])
+    """This week's model for the night `as_of`, or None when tonight fits one."""
+    row = weekly_model.kept_row(warehouse, MODEL_TABLE, as_of, config.refit_weekday, fingerprint(config))
+    return None if row is None else _from_json(row["fit_date"], row["fingerprint"], row["model"])
 
 
 def save(warehouse: Warehouse, model: MiningModel) -> None:
     """Store the model fitted tonight (a re-run replaces its own night's row)."""
-    table = pa.table({"fit_date": pa.array([model.fit_date], pa.date32()),
-                      "fingerprint": pa.array([model.fingerprint], pa.string()),
-                      "model": pa.array([_to_json(model)], pa.string())})
-    warehouse.write(MODEL_TABLE, table, replace_where=f"fit_date = '{model.fit_date.isoformat()}'")
+    weekly_model.save_row(warehouse, MODEL_TABLE, model.fit_date, model.fingerprint, _to_json(model))

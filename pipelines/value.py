@@ -30,6 +30,7 @@ from models.credit import apply_overrides, point_lines, rate_customers
 from models.profit import cost_parts, whale_curve
 from models.pyramid import abc_classes, assign_tiers
 from models.tier_stability import stabilise, tier_floors
+from pipelines import clv_model
 from pipelines.config import Settings
 from pipelines.duckdb_session import Session, sql_file
 from pipelines.value_config import ClvConfig
@@ -52,11 +53,14 @@ def clv_summary(session: Session, summary_end: date) -> pd.DataFrame:
     return session.con.execute(sql_file("marts", "clv_summary")).df().set_index("customer_id")
 
 
-def clv_scores(summary: pd.DataFrame, cfg: ClvConfig) -> tuple[pd.DataFrame, dict]:
+def clv_scores(summary: pd.DataFrame, cfg: ClvConfig,
+               kept: clv_model.ClvModel | None = None) -> tuple[pd.DataFrame, dict]:
     """Per customer with purchases: expected purchases and revenue over the horizon, probability
     alive, CLV and a flag saying how far to trust them; plus what was fitted, for the run summary.
 
-    `summary` is clv_summary's (frequency, recency, T, monetary, first_amount, margin_share)."""
+    `summary` is clv_summary's (frequency, recency, T, monetary, first_amount, margin_share).
+    With `kept` (this week's model, pipelines/clv_model.py) its parameters score tonight's
+    customers instead of a fit; `info["kept"]` is then that model."""
     margin = summary["margin_share"].fillna(cfg.default_margin).clip(lower=0.0, upper=1.0).to_numpy()
     out = pd.DataFrame(index=summary.index)
     out["purchase_days"] = summary["frequency"] + 1
@@ -69,8 +73,11 @@ def clv_scores(summary: pd.DataFrame, cfg: ClvConfig) -> tuple[pd.DataFrame, dic
     x, t_x, T, m = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        bg = BetaGeoModel().fit(x, t_x, T)
-        spend = GammaGammaModel().fit(x, m)
+        if kept is None:
+            bg = BetaGeoModel().fit(x, t_x, T)
+            spend = GammaGammaModel().fit(x, m)
+        else:
+            bg, spend = kept.estimators()
     horizon = cfg.horizon_months * WEEKS_PER_MONTH
     purchases = bg.conditional_expected_number_of_purchases_up_to_time(horizon, x, t_x, T)
     if spend.params_["q"] > 1:
@@ -92,6 +99,8 @@ def clv_scores(summary: pd.DataFrame, cfg: ClvConfig) -> tuple[pd.DataFrame, dic
     out["clv_flag"] = np.where(flags == "", None, flags)
     info = {"fitted": True, "customers": len(summary), "bgnbd": bg.params_, "gamma_gamma": spend.params_,
             "converged": bg.converged_ and spend.converged_, "warnings": [str(w.message) for w in caught]}
+    if kept is not None:
+        info.update(kept=kept, kept_from=kept.fit_date.isoformat(), warnings=list(kept.warnings))
     return out, info
 
 
@@ -102,7 +111,8 @@ def add_value(session: Session, settings: Settings, values: pa.Table) -> tuple[p
     session.con.execute(f"SET VARIABLE late_invoices = {int(cfg.alerts.late_invoices)}")
     activity = _frame(session, "customer_activity").set_index("customer_id")
     session.materialize("clv_transactions", sql_file("marts", "clv_transactions"))  # holdout reuses it
-    scores, info = clv_scores(clv_summary(session, session.as_of), cfg.clv)
+    kept = clv_model.kept_model(session.warehouse, session.as_of, cfg.clv)
+    scores, info = clv_scores(clv_summary(session, session.as_of), cfg.clv, kept)
     base = values.select(["customer_id", "orders_12m", "gross_margin_12m"]).to_pandas()
     base = base.set_index("customer_id")
     frame = activity.reindex(base.index)
@@ -371,7 +381,29 @@ def rated(warehouse, as_of: date) -> bool:
     return label in set(quarters.column("rating_quarter").to_pylist())
 
 
-def side_marts(session: Session, settings: Settings, values: pa.Table, *, rerate_credit: bool = False):
+def model_check(session: Session, settings: Settings, clv: dict) -> pa.Table | None:
+    """clv_holdout for tonight: the holdout check of the model tonight's CLV came from. A night that
+    fits the model checks it (holdout_table) and stores both in kam_clv_model; a night that keeps
+    the week's model writes its fit night's check again, dated tonight."""
+    kept: clv_model.ClvModel | None = clv.get("kept")
+    if kept is not None:
+        if not kept.holdout:
+            return None
+        frame = pd.DataFrame(kept.holdout)
+        frame["calibration_end"] = [date.fromisoformat(d) for d in frame["calibration_end"]]
+        frame.insert(0, "as_of_date", session.as_of)
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    holdout = holdout_table(session, settings)
+    if clv.get("fitted"):
+        rows = None if holdout is None else holdout.drop_columns(["as_of_date"]).to_pylist()
+        clv_model.save(session.warehouse, clv_model.ClvModel(
+            session.as_of, clv_model.fingerprint(settings.config.clv), clv["bgnbd"], clv["gamma_gamma"],
+            bool(clv["converged"]), list(clv["warnings"]), rows))
+    return holdout
+
+
+def side_marts(session: Session, settings: Settings, values: pa.Table, clv: dict, *,
+               rerate_credit: bool = False):
     """(table, data, replace_where) for each table built on customer_value.
 
     The marts are a snapshot of this night, replaced whole, so re-running an earlier night gives
@@ -392,7 +424,7 @@ def side_marts(session: Session, settings: Settings, values: pa.Table, *, rerate
     yield "tier_history", tier_changes(state, as_of, settings.config.tiers.measure, names), None
     yield "whale_curve", whale_table(values, as_of), None
     yield "customer_alert", alerts_table(values, settings, as_of), None
-    holdout = holdout_table(session, settings)
+    holdout = model_check(session, settings, clv)
     if holdout is not None:
         yield "clv_holdout", holdout, None
     if settings.config.credit is not None and (rerate_credit or not rated(session.warehouse, as_of)):

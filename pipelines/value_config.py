@@ -29,6 +29,9 @@ class ClvConfig(_Strict):
     min_customers: Annotated[int, Field(ge=2)] = 30  # fewer: no fit, CLV left empty with a reason
     holdout_weeks: Annotated[float, Field(gt=0, le=260)] = 26.0
     at_risk_probability: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    refit_weekday: Annotated[int, Field(ge=0, le=6)] | None = Field(
+        6, description="as-of weekday (0 = Monday) on which the BG/NBD and Gamma-Gamma parameters are "
+                       "fitted again; the nights between score with that week's (null: refit every night)")
 
 
 class CostToServeConfig(_Strict):

@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from benchmarks.mining_step import synthetic_features
 from models.rules import RuleInducer
 from pipelines import mining_frames as frames
-from pipelines import mining_model
+from pipelines import mining_model, weekly_model
 from pipelines.config import MiningConfig, load_config
 from pipelines.mining import MARTS, mine
 from pipelines.nightly import run_nightly
@@ -78,9 +78,9 @@ def test_a_later_night_is_scored_on_its_own_customers(fitted):
 
 
 def test_the_refit_day_is_the_latest_refit_weekday_on_or_before_the_night():
-    assert mining_model.refit_day(AS_OF, 6) == AS_OF
-    assert mining_model.refit_day(AS_OF + timedelta(days=3), 6) == AS_OF
-    assert mining_model.refit_day(AS_OF - timedelta(days=1), 6) == AS_OF - timedelta(days=7)
+    assert weekly_model.refit_day(AS_OF, 6) == AS_OF
+    assert weekly_model.refit_day(AS_OF + timedelta(days=3), 6) == AS_OF
+    assert weekly_model.refit_day(AS_OF - timedelta(days=1), 6) == AS_OF - timedelta(days=7)
 
 
 def _rules(warehouse: Warehouse, day: date) -> list[tuple]:
