@@ -92,20 +92,8 @@ def run_step_in_child(step: str, as_of: date, settings: Settings, *, run_id: str
                       on_start: Callable[[str], None] | None = None, **options) -> StepResult:
     """`run_step` in a forked child; its events reach the callbacks here, its result or its
     exception comes back, and `details['peak_rss_mib']` is the child's peak resident memory."""
-    read_fd, write_fd = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the child: run the step, report, and leave without the parent's teardown
-        code = 0
-        try:
-            os.close(read_fd)
-            _child(write_fd, parent, step, as_of, settings, run_id, options)
-        except BaseException:  # noqa: BLE001 - the report itself failed
-            traceback.print_exc()
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_fd)
+    pid, read_fd = _fork(lambda write_fd: _child(write_fd, parent, step, as_of, settings, run_id, options))
     outcome: tuple | None = None
     try:
         with os.fdopen(read_fd, "rb") as events:
@@ -128,12 +116,36 @@ def run_step_in_child(step: str, as_of: date, settings: Settings, *, run_id: str
                        f"its tables stay at their last committed version")
     kind, payload = outcome
     if kind == "error":
-        exc, child_traceback = payload
-        exc.add_note(f"in the {step} step's process (pid {pid}):\n{child_traceback}")
-        raise exc
+        _raise_from_child(payload, f"the {step} step's process (pid {pid})")
     result: StepResult = payload[0]
     result.details["peak_rss_mib"] = peak_mib
     return result
+
+
+def _fork(body: Callable[[int], None]) -> tuple[int, int]:
+    """Fork a child that runs `body(write_fd)` and leaves without the parent's teardown; returns
+    the child's pid and the read end of its pipe."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(read_fd)
+            body(write_fd)
+        except BaseException:  # noqa: BLE001 - the report itself failed
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _raise_from_child(payload: tuple, where: str):
+    """Re-raise an exception a child reported, with its traceback as a note."""
+    exc, child_traceback = payload
+    exc.add_note(f"in {where}:\n{child_traceback}")
+    raise exc
 
 
 def _describe(status: int) -> str:
@@ -153,26 +165,18 @@ class Background:
 
     def __init__(self, name: str, fn: Callable, *args):
         self.name = name
-        self._read_fd, write_fd = os.pipe()
         parent = os.getpid()
-        self.pid = os.fork()
-        if self.pid == 0:
-            code = 0
-            try:
-                os.close(self._read_fd)
-                _die_with_parent(parent)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                with os.fdopen(write_fd, "wb") as out:
-                    try:
-                        pickle.dump(("result", fn(*args)), out)
-                    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
-                        pickle.dump(("error", (_portable(exc), traceback.format_exc())), out)
-            except BaseException:  # noqa: BLE001 - the report itself failed
-                traceback.print_exc()
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(write_fd)
+
+        def body(write_fd: int) -> None:
+            _die_with_parent(parent)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            with os.fdopen(write_fd, "wb") as out:
+                try:
+                    pickle.dump(("result", fn(*args)), out)
+                except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+                    pickle.dump(("error", (_portable(exc), traceback.format_exc())), out)
+
+        self.pid, self._read_fd = _fork(body)
         self._done = False
 
     def result(self):
@@ -191,9 +195,7 @@ class Background:
             raise StepDied(f"{self.name} died without a result ({_describe(status)})")
         kind, payload = outcome
         if kind == "error":
-            exc, child_traceback = payload
-            exc.add_note(f"in the {self.name} process (pid {self.pid}):\n{child_traceback}")
-            raise exc
+            _raise_from_child(payload, f"the {self.name} process (pid {self.pid})")
         return payload
 
     def cancel(self) -> None:

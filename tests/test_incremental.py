@@ -38,9 +38,10 @@ def _marts(warehouse: Warehouse) -> dict[str, list]:
 
 def _carry_state(night_before: Path, fresh: Path) -> None:
     """What a fresh warehouse cannot rebuild from the sources alone: the tier state (tiers are
-    sticky, the stability rules read the nights before) and the credit rating (made once a
-    quarter, on the first night)."""
-    for table in ("meta/kam_tier_state", "marts/credit_rating", "marts/credit_rating_points"):
+    sticky, the stability rules read the nights before), the credit rating (made once a
+    quarter, on the first night) and the week's CLV model (fitted on the refit night)."""
+    for table in ("meta/kam_tier_state", "marts/credit_rating", "marts/credit_rating_points",
+                  "meta/kam_clv_model"):
         shutil.copytree(night_before / table, fresh / table)
 
 

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -40,23 +41,34 @@ def _env(root: Path) -> dict:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "KAM_CONFIG": str(root / "kam.yaml")}
 
 
-def test_a_killed_step_process_fails_the_run_by_name_and_the_next_run_completes(demo_workspace):
-    root = demo_workspace.root
+def _run_until(root: Path, marker: str, act: Callable[[int], None]) -> tuple[int, str]:
+    """`kam run` as a script; `act(pid)` once, when a line with `marker` is printed. Returns the
+    exit code and the output."""
     proc = subprocess.Popen([*KAM, "run", "--as-of", DEMO_AS_OF], cwd=root, env=_env(root),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen, killed = [], None
+    seen, acted = [], False
     for line in proc.stdout:
         seen.append(line.rstrip())
-        if killed is None and "stage: started" in line:
-            deadline = time.monotonic() + 10
-            while not (children := _children(proc.pid)) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            [killed] = children  # exactly one step runs at a time, in its own process
-            assert killed != proc.pid
-            os.kill(killed, signal.SIGKILL)
+        if not acted and marker in line:
+            acted = True
+            act(proc.pid)
     proc.wait(timeout=120)
-    output = "\n".join(seen)
-    assert proc.returncode == 1, output
+    return proc.returncode, "\n".join(seen)
+
+
+def test_a_killed_step_process_fails_the_run_by_name_and_the_next_run_completes(demo_workspace):
+    root = demo_workspace.root
+
+    def kill_the_step(pid: int) -> None:
+        deadline = time.monotonic() + 10
+        while not (children := _children(pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [killed] = children  # exactly one step runs at a time, in its own process
+        assert killed != pid
+        os.kill(killed, signal.SIGKILL)
+
+    code, output = _run_until(root, "stage: started", kill_the_step)
+    assert code == 1, output
     assert "step 'stage' died without a result (signal 9, SIGKILL" in output, output
     assert "extract done in" in output and "stage done in" not in output
 
@@ -85,20 +97,16 @@ def test_a_killed_step_process_fails_the_run_by_name_and_the_next_run_completes(
 
     # The exports render in a child of their own beside the publish step; when publish dies, the
     # night delivers no files: the folder of the last complete run stays as it was.
-    proc = subprocess.Popen([*KAM, "run", "--as-of", DEMO_AS_OF], cwd=root, env=_env(root),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen, beside = [], None
-    for line in proc.stdout:
-        seen.append(line.rstrip())
-        if beside is None and "publish: started" in line:
-            beside = _children(proc.pid)
-            assert len(beside) == 2, beside  # the exports' child and the publish step's
-            exports_child, publish_child = sorted(beside, key=lambda pid: (_started(pid), pid))
-            os.kill(publish_child, signal.SIGKILL)
-    proc.wait(timeout=120)
-    output = "\n".join(seen)
-    assert proc.returncode == 1 and "step 'publish' died without a result" in output, output
-    assert not Path(f"/proc/{exports_child}").exists()  # stopped and reaped by the run
+    beside: list[int] = []
+
+    def kill_publish(pid: int) -> None:
+        beside.extend(sorted(_children(pid), key=lambda child: (_started(child), child)))
+        assert len(beside) == 2, beside  # the exports' child, then the publish step's
+        os.kill(beside[1], signal.SIGKILL)
+
+    code, output = _run_until(root, "publish: started", kill_publish)
+    assert code == 1 and "step 'publish' died without a result" in output, output
+    assert not Path(f"/proc/{beside[0]}").exists()  # the exports' child: stopped and reaped by the run
     assert [p.name for p in exports.iterdir()] == [DEMO_AS_OF]
     assert {p.relative_to(night): p.read_bytes() for p in night.rglob("*.csv")} == delivered
 
