@@ -312,8 +312,8 @@ class _ExportsBeside:
 
         self.finish()
         partial, written = self.rendered or render_exports(self.settings, self.as_of)
-        self.rendered = None
         commit_exports(self.settings, self.as_of, partial)
+        self.rendered = self.partial = None  # delivered: nothing left to discard
         return written
 
     def discard(self) -> None:

@@ -81,10 +81,10 @@ def _write(con, where: str, stem: Path, excel: bool) -> None:
                     f"(FORMAT xlsx, HEADER true, SHEET {duck.sql_literal(SHEET)})")
 
 
-def partial_folder(settings: Settings, as_of: date, owner_pid: int | None = None) -> Path:
-    """Where a run (process `owner_pid`, this one by default) renders a night before committing it."""
+def partial_folder(settings: Settings, as_of: date) -> Path:
+    """Where this process's run renders a night before committing it."""
     folder = settings.exports_path / as_of.isoformat()
-    return folder.with_name(f".{folder.name}.partial-{owner_pid or os.getpid()}")
+    return folder.with_name(f".{folder.name}.partial-{os.getpid()}")
 
 
 def render_exports(settings: Settings, as_of: date,

@@ -50,14 +50,14 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
             on_table("customer_product_line", lines)
 
         values = session.con.execute(sql_file("marts", "customer_value")).to_arrow_table()
-        values, clv_info = value_marts.add_value(session, settings, values)
+        values, clv_info, clv_kept = value_marts.add_value(session, settings, values)
         values = value_marts.add_tiers(values, settings, value_marts.previous_tiers(session), as_of)
         values = values.sort_by([("tier_rank", "ascending")])
         session.con.register("customer_value", values)
         session.warehouse.write("customer_value", values)
         result.rows["customer_value"] = values.num_rows
-        result.details["clv"] = {k: v for k, v in clv_info.items() if k != "kept"}
-        for table, data, key in value_marts.side_marts(session, settings, values, clv_info,
+        result.details["clv"] = clv_info
+        for table, data, key in value_marts.side_marts(session, settings, values, clv_info, clv_kept,
                                                           rerate_credit=rerate_credit):
             session.warehouse.write(table, data, replace_where=key)
             result.rows[table] = session.warehouse.rows(table) if key is None else data.num_rows

@@ -60,7 +60,7 @@ def clv_scores(summary: pd.DataFrame, cfg: ClvConfig,
 
     `summary` is clv_summary's (frequency, recency, T, monetary, first_amount, margin_share).
     With `kept` (this week's model, pipelines/clv_model.py) its parameters score tonight's
-    customers instead of a fit; `info["kept"]` is then that model."""
+    customers instead of a fit, and `info["kept_from"]` says which night fitted them."""
     margin = summary["margin_share"].fillna(cfg.default_margin).clip(lower=0.0, upper=1.0).to_numpy()
     out = pd.DataFrame(index=summary.index)
     out["purchase_days"] = summary["frequency"] + 1
@@ -100,12 +100,14 @@ def clv_scores(summary: pd.DataFrame, cfg: ClvConfig,
     info = {"fitted": True, "customers": len(summary), "bgnbd": bg.params_, "gamma_gamma": spend.params_,
             "converged": bg.converged_ and spend.converged_, "warnings": [str(w.message) for w in caught]}
     if kept is not None:
-        info.update(kept=kept, kept_from=kept.fit_date.isoformat(), warnings=list(kept.warnings))
+        info.update(kept_from=kept.fit_date.isoformat(), warnings=list(kept.warnings))
     return out, info
 
 
-def add_value(session: Session, settings: Settings, values: pa.Table) -> tuple[pa.Table, dict]:
-    """customer_value plus CLV, cost-to-serve parts, profit_12m and what the alerts need."""
+def add_value(session: Session, settings: Settings,
+              values: pa.Table) -> tuple[pa.Table, dict, clv_model.ClvModel | None]:
+    """customer_value plus CLV, cost-to-serve parts, profit_12m and what the alerts need; what was
+    fitted, and the week's CLV model when tonight kept it."""
     cfg = settings.config
     session.materialize("invoice_payment", sql_file("marts", "invoice_payment"))
     session.con.execute(f"SET VARIABLE late_invoices = {int(cfg.alerts.late_invoices)}")
@@ -143,7 +145,7 @@ def add_value(session: Session, settings: Settings, values: pa.Table) -> tuple[p
         if pa.types.is_large_string(array.type) or pa.types.is_null(array.type):
             array = array.cast(pa.string())
         values = values.append_column(name, array)
-    return values, info
+    return values, info, kept
 
 
 def previous_tiers(session: Session) -> pd.DataFrame:
@@ -381,11 +383,11 @@ def rated(warehouse, as_of: date) -> bool:
     return label in set(quarters.column("rating_quarter").to_pylist())
 
 
-def model_check(session: Session, settings: Settings, clv: dict) -> pa.Table | None:
+def model_check(session: Session, settings: Settings, clv: dict,
+                kept: clv_model.ClvModel | None) -> pa.Table | None:
     """clv_holdout for tonight: the holdout check of the model tonight's CLV came from. A night that
     fits the model checks it (holdout_table) and stores both in kam_clv_model; a night that keeps
     the week's model writes its fit night's check again, dated tonight."""
-    kept: clv_model.ClvModel | None = clv.get("kept")
     if kept is not None:
         if not kept.holdout:
             return None
@@ -402,8 +404,8 @@ def model_check(session: Session, settings: Settings, clv: dict) -> pa.Table | N
     return holdout
 
 
-def side_marts(session: Session, settings: Settings, values: pa.Table, clv: dict, *,
-               rerate_credit: bool = False):
+def side_marts(session: Session, settings: Settings, values: pa.Table, clv: dict,
+               clv_kept: clv_model.ClvModel | None = None, *, rerate_credit: bool = False):
     """(table, data, replace_where) for each table built on customer_value.
 
     The marts are a snapshot of this night, replaced whole, so re-running an earlier night gives
@@ -424,7 +426,7 @@ def side_marts(session: Session, settings: Settings, values: pa.Table, clv: dict
     yield "tier_history", tier_changes(state, as_of, settings.config.tiers.measure, names), None
     yield "whale_curve", whale_table(values, as_of), None
     yield "customer_alert", alerts_table(values, settings, as_of), None
-    holdout = model_check(session, settings, clv)
+    holdout = model_check(session, settings, clv, clv_kept)
     if holdout is not None:
         yield "clv_holdout", holdout, None
     if settings.config.credit is not None and (rerate_credit or not rated(session.warehouse, as_of)):
