@@ -194,9 +194,22 @@ class AbcConfig(_Strict):
         return self
 
 
+class HistoryConfig(_Strict):
+    """How long the per-night slices are kept (pipelines/history.py): every night for
+    `nightly_days`, then each month's last night for `month_end_months` (null: for ever)."""
+
+    nightly_days: Annotated[int, Field(ge=1)] = Field(
+        35, description="keep every night's slice this many days before the as-of date"
+    )
+    month_end_months: Annotated[int, Field(ge=0)] | None = Field(
+        24, description="then keep each month's last night for this many months (null: for ever)"
+    )
+
+
 class WarehouseConfig(_Strict):
     path: str = "warehouse"
     retention_days: Annotated[int, Field(ge=0)] = 7
+    history: HistoryConfig = HistoryConfig()
     maintain_weekday: Annotated[int, Field(ge=0, le=6)] | None = Field(
         6, description="as-of weekday (0 = Monday) on which the nightly run compacts and vacuums"
     )

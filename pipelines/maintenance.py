@@ -1,7 +1,8 @@
 """Maintenance: compact small files and vacuum what no current version needs, on a schedule.
 
 Raw gains a batch a night and every derived table a version a night; without this the warehouse
-grows without bound. Compaction rewrites small files into large ones (a data-neutral commit, so
+grows without bound. First the per-night slices past `warehouse.history` are deleted
+(pipelines/history.py), then compaction rewrites small files into large ones (a data-neutral commit, so
 append-only raw tables accept it); vacuum deletes files that left the table more than the retention
 ago, which keeps time travel (and readers that opened an older version) safe within the retention.
 Each run's Data Docs (megabytes of HTML per step) are deleted `quality.keep_docs_days` after the
@@ -15,7 +16,7 @@ import time
 from dataclasses import replace
 from datetime import date, timedelta
 
-from pipelines import stage_state
+from pipelines import history, stage_state
 from pipelines.config import Settings
 from pipelines.results import StepResult
 from pipelines.warehouse import Warehouse
@@ -33,6 +34,7 @@ def maintain(settings: Settings, as_of: date, *, force: bool = False) -> StepRes
         result.notes.append(f"not a maintenance night ({as_of:%A}); `kam maintain --force` runs it now")
         return result
     warehouse = Warehouse(settings.warehouse_path)
+    pruned_rows = history.prune(warehouse, as_of, settings.config.warehouse.history)
     hours = settings.config.warehouse.retention_days * 24
     compacted = removed = 0
     states = stage_state.load(warehouse)
@@ -49,7 +51,16 @@ def maintain(settings: Settings, as_of: date, *, force: bool = False) -> StepRes
         result.rows[name] = metrics.get("numFilesAdded", 0)
     _carry_stage_state(warehouse, states, moved)
     pruned = prune_data_docs(settings, as_of)
-    result.details.update(files_compacted=compacted, files_vacuumed=removed, data_docs_pruned=pruned)
+    result.details.update(files_compacted=compacted, files_vacuumed=removed, data_docs_pruned=pruned,
+                          history_pruned=pruned_rows)
+    if pruned_rows:
+        policy = settings.config.warehouse.history
+        kept = ("each month's last night for " + (f"{policy.month_end_months} months"
+                if policy.month_end_months is not None else "ever"))
+        result.notes.append(
+            f"deleted {sum(pruned_rows.values()):,} rows of nights older than {policy.nightly_days} days "
+            f"({', '.join(f'{t} {n:,}' for t, n in sorted(pruned_rows.items()))}); kept {kept}, "
+            "and every tier change")
     result.notes.append(
         f"compacted {compacted:,} small files, vacuumed {removed:,} files older than "
         f"{settings.config.warehouse.retention_days} days; deleted the Data Docs of {len(pruned):,} runs "
