@@ -8,6 +8,11 @@ recorded here; or extends it with a newer key reconciliation, whose deletions th
 Anything else — a full refresh, a replay of an earlier night, a changed mapping, a
 crash between a table's commit and this record's — falls back to a full rebuild, which is always
 correct; the incremental path is only ever an optimisation of it.
+
+A merge also records the version it started from and the keys it re-checked (`kam_stage_changes`,
+one commit for the night): every other staged row is the one of that version. `validate` records
+the versions whose keys it found unique, and on a night merged from such a version checks only the
+re-checked keys (a duplicate needs a row of one of them).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pipelines.batches import Snapshot
 from pipelines.warehouse import Warehouse
 
 STATE_TABLE = "kam_stage_state"
+CHANGES_TABLE = "kam_stage_changes"
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,9 @@ class StagedFrom:
     batches: str  # JSON list of the increment batch ids already staged
     stg_version: int
     quarantine_version: int
+    merged_from: int | None = None  # the stg version tonight's merge started from; None: rebuilt
+    changes_version: int | None = None  # the version of CHANGES_TABLE holding the merge's keys
+    unique_at: int | None = None  # the last stg version validate found the keys of unique
 
     @property
     def increment_ids(self) -> set[str]:
@@ -78,6 +87,14 @@ def new_increments(previous: StagedFrom | None, snap: Snapshot, as_of: date, sql
     ):
         return None
     return [b for b in snap.data[1:] if b.batch_id not in staged]
+
+
+def changed_keys_only(state: StagedFrom | None, stg_version: int | None, changes_version: int | None) -> bool:
+    """The staged table is a merge, unchanged since, of a version whose keys were found unique:
+    only the keys the merge re-checked can be duplicated."""
+    return (state is not None and state.merged_from is not None and state.unique_at == state.merged_from
+            and state.stg_version == stg_version and state.changes_version is not None
+            and state.changes_version == changes_version)
 
 
 def reconciled(previous: StagedFrom, snap: Snapshot) -> bool:

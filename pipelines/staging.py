@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from pipelines import stage_state
@@ -428,6 +428,23 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
     session.expose(f"stg_{entity}")  # the merged table, for the children's foreign-key checks
 
 
+KEY_WIDTH = max(len(spec.key) for spec in ENTITIES.values())
+
+
+def _record_changes(session: Session, entities: list[str]) -> int:
+    """Write the keys each merged entity re-checked tonight (`_keys_<entity>`) to
+    `kam_stage_changes` in one commit, as text (one table for every entity's key types); returns
+    its version. validate reads them (see pipelines/stage_state.py)."""
+    parts = []
+    for entity in entities:
+        width = len(ENTITIES[entity].key)
+        keys = ", ".join(f"CAST(_k{i} AS VARCHAR) AS k{i}" if i < width else f"CAST(NULL AS VARCHAR) AS k{i}"
+                         for i in range(KEY_WIDTH))
+        parts.append(f"SELECT '{entity}' AS entity, {keys} FROM \"_keys_{entity}\"")
+    session.write(stage_state.CHANGES_TABLE, " UNION ALL ".join(parts))
+    return session.warehouse.version(stage_state.CHANGES_TABLE)
+
+
 def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
           on_table: Callable[[str, int], None] | None = None) -> StepResult:
     """Build every stg_* and quarantine_* table, then the cross-system customer xref.
@@ -476,6 +493,9 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
                 stg_version=warehouse.version(f"stg_{entity}"),
                 quarantine_version=warehouse.version(f"quarantine_{entity}"),
             ))
+            if entity in incremental:
+                states[-1] = replace(states[-1], merged_from=previous[entity].stg_version,
+                                     unique_at=previous[entity].unique_at)
             how = "incremental" if entity in incremental else "full"
             result.details.setdefault("staged", {})[entity] = how
             staged.add(entity)
@@ -490,6 +510,9 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
                 session.materialize(f"stg_{entity}", empty_entity_sql(entity))
         n = session.materialize("stg_customer_xref", sql_file("staging", "stg_customer_xref"))
         session.write("stg_customer_xref", "SELECT * FROM stg_customer_xref ORDER BY system, source_key")
+        if incremental:
+            version = _record_changes(session, sorted(incremental))
+            states = [replace(s, changes_version=version) if s.entity in incremental else s for s in states]
         stage_state.save(warehouse, states)
         result.rows["stg_customer_xref"] = n
         matching = session.con.execute(

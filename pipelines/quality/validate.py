@@ -113,14 +113,31 @@ def _schema_failures(session: Session, view: str, suite: list[Expectation]) -> l
     return problems
 
 
-def _duplicate_keys(session: Session, view: str, columns: tuple[str, ...]) -> tuple[int, list[str]]:
+def _duplicate_keys(session: Session, view: str, columns: tuple[str, ...],
+                    changed: str | None = None) -> tuple[int, list[str]]:
+    """Keys of `columns` held by more than one row of `view`; with `changed` (a table of typed
+    keys `_k0`, `_k1`…), only those keys are grouped: a semi join, not a grouping of every row
+    (at 1M customers 0.9 s against 3.4 s for the 30M order lines)."""
     key = ", ".join(q(c) for c in columns)
     label = " || '/' || ".join(f"COALESCE(CAST({q(c)} AS VARCHAR), 'NULL')" for c in columns)
+    rows = f'"{view}"'
+    if changed:
+        same = " AND ".join(f"k._k{i} = v.{q(c)}" for i, c in enumerate(columns))
+        rows = f'(SELECT v.* FROM "{view}" v SEMI JOIN "{changed}" k ON {same})'
     n, examples = session.con.execute(
         f'SELECT count(*), list(k ORDER BY k)[1:{EXAMPLES}] FROM '
-        f'(SELECT {label} AS k FROM "{view}" GROUP BY {key} HAVING count(*) > 1)'
+        f'(SELECT {label} AS k FROM {rows} GROUP BY {key} HAVING count(*) > 1)'
     ).fetchone()
     return n, examples or []
+
+
+def _changed_keys(session: Session, entity: str, view: str) -> str:
+    """Tonight's re-checked keys of the entity from kam_stage_changes, typed as the view's key."""
+    types = {c: t for c, t, *_ in session.con.execute(f'DESCRIBE "{view}"').fetchall()}
+    typed = ", ".join(f"CAST(k{i} AS {types[c]}) AS _k{i}" for i, c in enumerate(ENTITIES[entity].key))
+    session.materialize(f"_changed_{entity}", f"SELECT DISTINCT {typed} FROM _stage_changes "
+                                              f"WHERE entity = '{entity}'")
+    return f"_changed_{entity}"
 
 
 def _gx_frame(session: Session, view: str, rows: int, limit: int):
@@ -181,7 +198,10 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
     # night), so the record follows this step's commits instead of forcing a full rebuild.
     staged_from = stage_state.load(warehouse)
     state_moved = False
+    changes_version = warehouse.version(stage_state.CHANGES_TABLE)
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
+        if changes_version is not None:
+            session.expose(stage_state.CHANGES_TABLE, alias="_stage_changes")
         rejected: dict[str, str] = {}  # entity -> temp table of its keys held by this step
         for entity in build_order(settings.mapped_entities):
             t0 = time.perf_counter()
@@ -223,6 +243,9 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
             )
             held = session.materialize(f"_quarantine_{entity}", " UNION ALL BY NAME ".join(parts))
             before = (warehouse.version(stg), warehouse.version(quarantine))
+            recorded = staged_from.get(entity)
+            changed = (_changed_keys(session, entity, f"_in_{entity}")
+                       if stage_state.changed_keys_only(recorded, before[0], changes_version) else None)
             session.write(quarantine, f'SELECT * FROM "_quarantine_{entity}"')
             if failed:
                 # The Delta overwrite is one commit: readers see last version or this one.
@@ -235,11 +258,6 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                     session.materialize(f"_rejected_{entity}",
                                         f'SELECT DISTINCT {q(key[0])} AS k FROM "_failed_{entity}"')
                     rejected[entity] = f"_rejected_{entity}"
-            recorded = staged_from.get(entity)
-            if recorded is not None and (recorded.stg_version, recorded.quarantine_version) == before:
-                staged_from[entity] = replace(recorded, stg_version=warehouse.version(stg),
-                                              quarantine_version=warehouse.version(quarantine))
-                state_moved = True
             passed = staged - failed
             quarantined = held  # staging's held rows and this step's
             rows_in = passed + quarantined
@@ -255,13 +273,25 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
             entity_failures: list[str] = []
             schema = _schema_failures(session, f"_passed_{entity}", suite)
             entity_failures += [f"{entity}: table-level: {p}" for p in schema]
+            unique = None
+            # what the unique-key check grouped: every row, or the keys tonight's merge re-checked
+            unique_checked = session.count(changed) if changed else passed
             for e in suite:
                 if e.kind == "unique" and not schema:
-                    dups, examples = _duplicate_keys(session, f"_passed_{entity}", e.columns)
+                    by_key = changed if e.columns == ENTITIES[entity].key else None
+                    dups, examples = _duplicate_keys(session, f"_passed_{entity}", e.columns, by_key)
+                    unique = not dups if unique is None else unique and not dups
                     if dups:
                         entity_failures.append(
                             f"{entity}: table-level: {e.name}: {dups:,} keys occur more than once in {stg}, "
                             f"e.g. {', '.join(examples)}")
+            if recorded is not None and (recorded.stg_version, recorded.quarantine_version) == before:
+                # the record follows this step's commits; its keys are unique at the version passed
+                after = warehouse.version(stg)
+                staged_from[entity] = replace(recorded, stg_version=after,
+                                              quarantine_version=warehouse.version(quarantine),
+                                              unique_at=after if unique else None)
+                state_moved = True
                 if e.kind == "min_rows" and passed < e.min_value:
                     entity_failures.append(
                         f"{entity}: table-level: {e.name}: {passed:,} rows passed ({rows_in:,} rows in); "
@@ -308,6 +338,7 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
             report["entities"][entity] = {
                 "rows_in": rows_in, "passed": passed, "quarantined": quarantined,
                 "held_by_staging": held - failed, "held_by_validate": failed,
+                "unique_checked": {"keys" if changed else "rows": unique_checked},
                 "quarantined_share": round(share, 6), "volume_change": volume,
                 "previous_rows_in": previous, "newest": newest,
                 "reasons": [{"reason_code": c, "expectation": e, "rows": n, "examples": ex}
