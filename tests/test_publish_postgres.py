@@ -68,6 +68,25 @@ def test_bulk_publish_to_postgres_writes_changed_rows_only_and_reruns_change_not
     assert _tiers(dsn) == {"001A": "Silver", "001B": "Gold", "001C": "Silver", "001D": "Bronze"}
 
 
+def _fillfactor(dsn: str) -> list[str] | None:
+    with psycopg.connect(dsn) as conn:
+        query = "SELECT reloptions FROM pg_class WHERE relname = 'kam_account_tier'"
+        return conn.execute(query).fetchone()[0]
+
+
+def test_kams_table_leaves_room_on_each_page_for_the_nights_row_versions(crm_pg):
+    """Most rows are rewritten every night: with half of each page free, the new version stays on
+    its page (a HOT update, no index entry). A table made before KAM set it gets it on the next run."""
+    _, config, dsn = crm_pg
+    publish(load_config(config), AS_OF, run_id="pg-1")
+    assert _fillfactor(dsn) == [f"fillfactor={publish_module.POSTGRES_FILLFACTOR}"]
+    with psycopg.connect(dsn) as conn:
+        conn.execute("ALTER TABLE kam_account_tier RESET (fillfactor)")
+    assert _fillfactor(dsn) is None
+    publish(load_config(config), AS_OF, run_id="pg-2")
+    assert _fillfactor(dsn) == [f"fillfactor={publish_module.POSTGRES_FILLFACTOR}"]
+
+
 def test_the_session_killed_mid_publish_leaves_the_crm_table_as_before_and_the_next_run_publishes(
         crm_pg, postgres, monkeypatch):
     folder, config, dsn = crm_pg
