@@ -336,3 +336,27 @@ def test_a_row_corrected_in_the_source_passes_on_the_next_night(tiny):
     assert (second["validate"].rows["passed.order"], second["validate"].rows["quarantined.order"]) == (7, 4)
     warehouse = Warehouse(tiny / "warehouse")
     assert "11" not in {r["order_id"] for r in warehouse.read("quarantine_order").to_pylist()}
+
+
+def test_great_expectations_judges_tonights_merged_rows_first_on_a_merged_night(tmp_path):
+    """Past `gx_rows`, GX sees a slice. On a merged night it is tonight's merged rows first, then
+    the others, each row once: not the same first rows of the scan every night."""
+    from pipelines.duckdb_session import Session
+    from pipelines.quality.validate import _gx_frame
+
+    with Session(Warehouse(tmp_path / "warehouse"), AS_OF) as session:
+        session.con.execute("CREATE TABLE lines AS SELECT 'O' || (i // 4) AS order_id, i % 4 AS line_no, "
+                            "CAST(i AS DECIMAL(18, 2)) AS amount FROM range(1000) t(i)")
+        session.con.execute("CREATE TABLE merged AS SELECT 'O' || (200 + i) AS _k0, 3 AS _k1 "
+                            "FROM range(30) t(i)")
+        key = ("order_id", "line_no")
+        frame = _gx_frame(session, "lines", 1000, 50, "merged", key)
+        tonight = {(f"O{200 + i}", 3) for i in range(30)}
+        assert len(frame) == 50 and not frame.duplicated(list(key)).any()
+        assert set(zip(frame["order_id"][:30], frame["line_no"][:30], strict=True)) == tonight
+        assert not tonight & set(zip(frame["order_id"][30:], frame["line_no"][30:], strict=True))
+        assert frame["amount"].dtype == float  # decimals reach GX as numbers
+        few = _gx_frame(session, "lines", 1000, 10, "merged", key)
+        assert len(few) == 10 and set(zip(few["order_id"], few["line_no"], strict=True)) <= tonight
+        first = _gx_frame(session, "lines", 1000, 50)  # a rebuilt night: the first rows of the scan
+        assert len(first) == 50

@@ -51,16 +51,20 @@ class GxRun:
         self.validated: list[dict] = []  # one summary per table, for the offline index
         self.seconds = time.perf_counter() - started
 
-    def validate(self, table: str, frame, suite: list[Expectation], *, rows_total: int) -> dict:
-        """Run the suite on `frame` (all of `table`, or a sample of its `rows_total` rows)."""
+    def validate(self, table: str, frame, suite: list[Expectation], *, rows_total: int,
+                 merged_first: bool = False) -> dict:
+        """Run the suite on `frame` (all of `table`, or a slice of its `rows_total` rows: the first
+        rows of the scan, or with `merged_first` tonight's merged rows first)."""
         started = time.perf_counter()
         gx = self.gx
         sampled = len(frame) < rows_total
+        which = "tonight's merged rows first, then the first rows of the scan" if merged_first else \
+            "the first rows of the scan"
         gx_suite = gx.ExpectationSuite(
             name=table,
             meta={"notes": {"format": "markdown", "content": (
                 f"KAM run `{self.run_id}`: {len(frame):,} of {rows_total:,} rows"
-                + (" (the first rows of the scan; the quarantine and the stop rules checked every row in SQL)"
+                + (f" ({which}; the quarantine and the stop rules checked every row in SQL)"
                    if sampled else "") + ".")}},
         )
         skipped = []

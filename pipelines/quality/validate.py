@@ -140,17 +140,30 @@ def _changed_keys(session: Session, entity: str, view: str) -> str:
     return f"_changed_{entity}"
 
 
-def _gx_frame(session: Session, view: str, rows: int, limit: int):
+def _gx_frame(session: Session, view: str, rows: int, limit: int, changed: str | None = None,
+              key: tuple[str, ...] = ()):
     """The table as pandas for GX: all rows up to `limit`, else the first `limit` rows the scan
     yields (a sample would cost a full scan; the decisions were taken in SQL on every row, GX's
-    part is its verdict on a slice and the Data Docs). Decimals as floats: GX compares numbers."""
+    part is its verdict on a slice and the Data Docs). On a merged night (`changed`, the table of
+    the merge's keys on the `key` columns) the slice is tonight's merged rows first, then the
+    others: otherwise GX would judge the same first rows every night and never what changed.
+    Decimals as floats: GX compares numbers."""
     described = session.con.execute(f'DESCRIBE "{view}"').fetchall()
     cols = ", ".join(
-        f"CAST({q(c)} AS DOUBLE) AS {q(c)}" if t.startswith("DECIMAL") else q(c)
+        f"CAST(v.{q(c)} AS DOUBLE) AS {q(c)}" if t.startswith("DECIMAL") else f"v.{q(c)}"
         for c, t, *_ in described if not c.startswith("_")
     )
-    cap = f" LIMIT {limit}" if rows > limit else ""
-    return session.con.execute(f'SELECT {cols} FROM "{view}"{cap}').to_arrow_table().to_pandas()
+    if rows <= limit or changed is None:
+        cap = f" LIMIT {limit}" if rows > limit else ""
+        return session.con.execute(f'SELECT {cols} FROM "{view}" v{cap}').to_arrow_table().to_pandas()
+    on = " AND ".join(f"k._k{i} = v.{q(c)}" for i, c in enumerate(key))
+    merged = session.con.execute(
+        f'SELECT {cols} FROM "{view}" v SEMI JOIN "{changed}" k ON {on} LIMIT {limit}').to_arrow_table()
+    if merged.num_rows < limit:
+        others = session.con.execute(f'SELECT {cols} FROM "{view}" v ANTI JOIN "{changed}" k ON {on} '
+                                     f"LIMIT {limit - merged.num_rows}").to_arrow_table()
+        merged = pa.concat_tables([merged, others])
+    return merged.to_pandas()
 
 
 def _gx_run(settings: Settings, run_id: str, step: str):
@@ -328,10 +341,11 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
             gx_result = None
             if gx is not None:
                 t1 = time.perf_counter()
-                frame = _gx_frame(session, f"_passed_{entity}", passed, settings.config.quality.gx_rows)
+                frame = _gx_frame(session, f"_passed_{entity}", passed, settings.config.quality.gx_rows,
+                                  changed, ENTITIES[entity].key)
                 gx.seconds += time.perf_counter() - t1
                 gx_result = gx.validate(stg, frame, [e for e in suite if e.kind != "in_parent"],
-                                        rows_total=passed)
+                                        rows_total=passed, merged_first=changed is not None)
                 if not schema:
                     entity_failures += _gx_failures(stg, gx_result)
             failures += entity_failures
