@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import shutil
 from datetime import date, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import yaml
 
-from pipelines.config import HistoryConfig, load_config
+from pipelines.config import HistoryConfig, Settings, load_config
 from pipelines.history import expired_nights
 from pipelines.maintenance import maintain
 from pipelines.mining import last_night
@@ -74,13 +75,18 @@ def _tier_state(night: date, customers: int) -> pa.Table:
     })
 
 
-def test_maintenance_deletes_expired_slices_and_keeps_every_tier_change(tmp_path):
-    write_tiny_sources(tmp_path)
-    config = tiny_config(tmp_path)
+def _tiny_with_history(folder, **history) -> tuple[Path, Settings]:
+    """The tiny sources and their kam.yaml with `warehouse.history` set."""
+    write_tiny_sources(folder)
+    config = tiny_config(folder)
     data = yaml.safe_load(config.read_text())
-    data["warehouse"]["history"] = {"nightly_days": 14, "month_end_months": 1}
+    data["warehouse"]["history"] = history
     config.write_text(yaml.safe_dump(data))
-    settings = load_config(config)
+    return config, load_config(config)
+
+
+def test_maintenance_deletes_expired_slices_and_keeps_every_tier_change(tmp_path):
+    _, settings = _tiny_with_history(tmp_path, nightly_days=14, month_end_months=1)
     warehouse = Warehouse(settings.warehouse_path)
     nights = _days(FIRST, SUNDAY)
     for night in nights:
@@ -124,12 +130,7 @@ def test_maintenance_deletes_expired_slices_and_keeps_every_tier_change(tmp_path
 
 def test_the_night_after_pruning_builds_the_same_marts_as_without_it(tmp_path):
     steps = ["extract", "stage", "build", "maintain"]
-    write_tiny_sources(tmp_path)
-    config = tiny_config(tmp_path)
-    data = yaml.safe_load(config.read_text())
-    data["warehouse"]["history"] = {"nightly_days": 1, "month_end_months": 0}
-    config.write_text(yaml.safe_dump(data))
-    settings = load_config(config)
+    config, settings = _tiny_with_history(tmp_path, nightly_days=1, month_end_months=0)
     for night in _days(SUNDAY - timedelta(days=3), SUNDAY - timedelta(days=1)):
         run_nightly(night, settings, steps=steps)
     unpruned = tmp_path / "unpruned"
