@@ -300,6 +300,10 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                         entity_failures.append(
                             f"{entity}: table-level: {e.name}: {dups:,} keys occur more than once in {stg}, "
                             f"e.g. {', '.join(examples)}")
+                if e.kind == "min_rows" and passed < e.min_value:
+                    entity_failures.append(
+                        f"{entity}: table-level: {e.name}: {passed:,} rows passed ({rows_in:,} rows in); "
+                        f"the source table is empty or every row was held")
             if recorded is not None and (recorded.stg_version, recorded.quarantine_version) == before:
                 # the record follows this step's commits; its keys are unique at the version passed
                 after = warehouse.version(stg)
@@ -307,10 +311,6 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                                               quarantine_version=warehouse.version(quarantine),
                                               unique_at=after if unique else None)
                 state_moved = True
-                if e.kind == "min_rows" and passed < e.min_value:
-                    entity_failures.append(
-                        f"{entity}: table-level: {e.name}: {passed:,} rows passed ({rows_in:,} rows in); "
-                        f"the source table is empty or every row was held")
             share = quarantined / rows_in if rows_in else 0.0
             if rules.max_quarantined_share is not None and share > rules.max_quarantined_share:
                 top = ", ".join(f"{code} {n:,} ({exp})" for code, exp, n, _ in reasons[:3])
@@ -347,7 +347,7 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                                   merged, ENTITIES[entity].key)
                 gx.seconds += time.perf_counter() - t1
                 gx_result = gx.validate(stg, frame, [e for e in suite if e.kind != "in_parent"],
-                                        rows_total=passed, merged_first=changed is not None)
+                                        rows_total=passed, merged_first=merged is not None)
                 if not schema:
                     entity_failures += _gx_failures(stg, gx_result)
             if merged:
