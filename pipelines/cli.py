@@ -22,7 +22,7 @@ from pipelines.ledger import new_run_id
 from pipelines.nightly import STEP_HELP, STEPS, run_step
 from pipelines.results import StepResult
 from pipelines.sources import SourceUnavailable
-from pipelines.step_process import StepDied, preload, run_step_in_child
+from pipelines.step_process import Preload, StepDied, run_step_in_child
 
 console = Console()
 
@@ -143,11 +143,20 @@ def _run(steps: list[str], config: str | None, as_of: date, *,
     results: list[StepResult] = []
     started = time.perf_counter()
     runner = run_step
+    preloading = None
     if _child_steps():
         runner = run_step_in_child
-        preload(steps)
+        preloading = Preload(steps)
+
+    def started_step(name: str) -> None:
+        console.log(f"{name}: started")
+        if preloading:  # the step's child exists: the parent imports what later steps need
+            preloading.start()
+
     try:
         for step in steps:
+            if preloading:
+                preloading.wait()  # before anything forks (the step, or the exports beside it)
             if before and step in before:
                 before[step]()
             with console.status(f"[bold]{step}[/]: {STEP_HELP[step]}…") as status:
@@ -156,7 +165,7 @@ def _run(steps: list[str], config: str | None, as_of: date, *,
                     console.log(f"{_step}: {name} {rows:,} rows")
 
                 result = runner(step, as_of, settings, run_id=run_id, on_table=on_table,
-                                on_start=lambda s: console.log(f"{s}: started"), **options)
+                                on_start=started_step, **options)
             result.details.setdefault("run_id", run_id)
             results.append(result)
             peak = result.details.get("peak_rss_mib")

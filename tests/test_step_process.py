@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import date
@@ -114,3 +115,27 @@ def test_a_killed_step_process_fails_the_run_by_name_and_the_next_run_completes(
 def _started(pid: int) -> int:
     """A process's start time in clock ticks since boot (/proc/<pid>/stat, field 22)."""
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+def test_the_later_steps_imports_run_beside_the_first_child_and_are_done_before_the_next_fork(monkeypatch):
+    """`kam run` imports Great Expectations while extract's child runs, not before it: `Preload`
+    imports nothing the first step does not need before the first fork, imports the later steps'
+    modules in a thread once started, and `wait()` returns only when that import is done."""
+    from pipelines import step_process
+
+    module = "tests.fixtures_slow_import"
+    sys.modules.pop(module, None)
+    monkeypatch.setattr(step_process, "_LAZY_IMPORTS", {"validate": [module]})
+    preloading = step_process.Preload(["extract", "stage", "validate"])
+    preloading.wait()  # before the first fork: extract needs nothing slow
+    assert module not in sys.modules
+    preloading.start()
+    preloading.wait()  # before stage's fork: the import is over
+    assert getattr(sys.modules.get(module), "DONE", False)
+    assert not any(t.name == "kam-preload" and t.is_alive() for t in threading.enumerate())
+
+    sys.modules.pop(module, None)  # a first step that needs the module imports it before its own fork
+    first = step_process.Preload(["validate", "check"])
+    first.wait()
+    assert module in sys.modules
+    sys.modules.pop(module, None)
