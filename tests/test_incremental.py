@@ -250,6 +250,59 @@ def test_incremental_staging_follows_parents_that_leave_and_arrive(demo_workspac
     assert _staging(warehouse) == _staging(Warehouse(rebuilt_settings.warehouse_path))
 
 
+def test_a_merge_re_checks_only_the_held_rows_that_can_come_out_differently(demo_workspace):
+    """Held rows are re-checked on a merged night only when they can change without a new row of
+    their own: orphans whose parent is among tonight's keys, and rows held by a rule (rules compare
+    with the as-of date). Rows held for a missing or unparseable value, older duplicates and
+    orphans whose parent did not come stay held without being read again."""
+    settings = load_config(demo_workspace.config)
+    run_nightly(D1, settings, steps=["extract", "stage"])
+    warehouse = Warehouse(settings.warehouse_path)
+    held = warehouse.read("quarantine_order_line").to_pylist()
+    by_reason: dict[str, set] = {}
+    for r in held:
+        if r["order_id"] is not None:
+            by_reason.setdefault(r["_reject_reason"], set()).add((r["order_id"], r["line_no"]))
+    assert {"unknown order_id", "duplicate of a newer row", "quantity not positive"} <= set(by_reason)
+    orphans = sorted(by_reason["unknown order_id"])
+    arriving = orphans[0][0]
+    d2 = D1 + timedelta(days=1)
+    stamp = d2.strftime("%Y%m%d")
+    with sqlite3.connect(demo_workspace.root / "demo" / "erp.db") as erp:  # one missing order arrives
+        template = erp.execute("SELECT * FROM sales_orders WHERE order_no IS NOT NULL LIMIT 1").fetchone()
+        columns = [c[1] for c in erp.execute("PRAGMA table_info(sales_orders)")]
+        row = dict(zip(columns, template, strict=True)) | {"order_no": arriving, "changed_on": stamp}
+        erp.execute(f"INSERT INTO sales_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    list(row.values()))
+
+    result = run_nightly(d2, settings, steps=["extract", "stage"])[1]
+    assert result.details["staged"]["order_line"] == "incremental"
+    changes = warehouse.read(stage_state.CHANGES_TABLE).to_pandas()
+    rechecked = {(k0, int(k1)) for e, k0, k1 in changes[["entity", "k0", "k1"]].itertuples(index=False)
+                 if e == "order_line"}
+    [tonight] = [b for b in registered(warehouse, "raw_erp__sales_order_lines") if b.extract_date == str(d2)]
+    increment = warehouse.read("raw_erp__sales_order_lines", ["_batch_id", "order_no", "line_no"]).to_pylist()
+    brought = {(str(r["order_no"]), int(r["line_no"])) for r in increment  # the raw values are text
+               if r["_batch_id"] == tonight.batch_id and str(r["line_no"]).isdigit()}
+    assert {k for k in orphans if k[0] == arriving} <= rechecked  # their order is among tonight's keys
+    assert by_reason["quantity not positive"] <= rechecked  # held by a rule: read every night
+    orders = set(changes.loc[changes["entity"] == "order", "k0"])  # held orders are re-checked too
+    assert arriving in orders
+    products = set(changes.loc[changes["entity"] == "product", "k0"])
+    ruled = {k for reason, keys in by_reason.items() if " after " in reason or " not " in reason
+             for k in keys}
+    assert by_reason["quantity not positive"] <= ruled
+    parent_tonight = {(r["order_id"], r["line_no"]) for r in held
+                      if r["order_id"] in orders or r["product_id"] in products}
+    waiting = set(orphans) - brought - ruled - parent_tonight  # no row of theirs can change
+    assert waiting and not waiting & rechecked
+    duplicates = by_reason["duplicate of a newer row"] - brought - ruled - parent_tonight
+    assert duplicates and not duplicates & rechecked
+    staged = set(zip(*warehouse.read("stg_order_line", ["order_id", "line_no"]).to_pydict().values(),
+                     strict=True))
+    assert {k for k in orphans if k[0] == arriving} <= staged
+
+
 def test_staging_stays_incremental_when_validation_holds_rows_between_nights(demo_workspace):
     """validate rewrites stg_* and quarantine_* after stage; the next night must still merge."""
     settings = load_config(demo_workspace.config)
