@@ -7,31 +7,38 @@ run through here is recorded in the run ledger (`pipelines/ledger.py`).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import date, timedelta
 
 from pipelines.config import Settings, load_config
-from pipelines.extract import extract
 from pipelines.ledger import new_run_id, recorded
-from pipelines.maintenance import maintain
-from pipelines.marts import build
-from pipelines.mining import mine
-from pipelines.publish import publish
-from pipelines.quality.validate import check, validate
 from pipelines.results import StepResult
-from pipelines.staging import stage
 from pipelines.warehouse import Warehouse
 
-STEPS: dict[str, Callable[..., StepResult]] = {
-    "extract": extract,
-    "stage": stage,
-    "validate": validate,
-    "build": build,
-    "mine": mine,
-    "check": check,
-    "publish": publish,
-    "maintain": maintain,
+# Each step's function, as "module:function": imported when the step runs, so `kam` starts without
+# importing every step's libraries (scikit-learn, SciPy and pandas took ~2 s of each start; `kam run`
+# imports the later steps' modules while the first step's child runs, pipelines/step_process.py).
+STEPS: dict[str, str] = {
+    "extract": "pipelines.extract:extract",
+    "stage": "pipelines.staging:stage",
+    "validate": "pipelines.quality.validate:validate",
+    "build": "pipelines.marts:build",
+    "mine": "pipelines.mining:mine",
+    "check": "pipelines.quality.validate:check",
+    "publish": "pipelines.publish:publish",
+    "maintain": "pipelines.maintenance:maintain",
 }
+
+
+def step_module(step: str) -> str:
+    return STEPS[step].split(":")[0]
+
+
+def step_function(step: str) -> Callable[..., StepResult]:
+    module, name = STEPS[step].split(":")
+    return getattr(importlib.import_module(module), name)
+
 
 STEP_HELP = {
     "extract": "land tonight's batch of every mapped source table in raw (incremental where configured)",
@@ -78,7 +85,7 @@ def run_step(step: str, as_of: date, config: str | Settings | None = None, *,
     with recorded(Warehouse(settings.warehouse_path), run_id, as_of, step) as rec:
         if on_start:
             on_start(step)
-        rec.result = STEPS[step](settings, as_of, **kwargs)
+        rec.result = step_function(step)(settings, as_of, **kwargs)
     if step in BI_REFRESH_STEPS:  # the BI file's views move to the marts' new versions
         from pipelines.bi import refresh_bi
 

@@ -81,7 +81,12 @@ _LAZY_IMPORTS = {"validate": ["great_expectations"], "check": ["great_expectatio
 
 
 def _lazy_modules(steps: list[str]) -> list[str]:
-    return sorted({m for step in steps for m in _LAZY_IMPORTS.get(step, [])})
+    """The steps' own modules (pipelines/nightly.py imports them when a step runs) and their slow
+    libraries, in the steps' order."""
+    from pipelines.nightly import step_module
+
+    modules = [m for step in steps for m in [step_module(step), *_LAZY_IMPORTS.get(step, [])]]
+    return list(dict.fromkeys(modules))
 
 
 def _import_all(modules: list[str]) -> None:
