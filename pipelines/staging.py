@@ -367,7 +367,6 @@ def _held_may_change(entity: str, mapping: EntityMapping, merged_parents: set[st
     for name, column in spec.columns.items():
         if column.required and name in mapping.columns:
             problems += ([f"unparseable {name}"] if column.type != "text" else []) + [f"missing {name}"]
-    reason = REJECT
     stable = ["'duplicate of a newer row'"]
     arrived = []
     for col, parent, pcol in FOREIGN_KEYS.get(entity, []):
@@ -375,9 +374,9 @@ def _held_may_change(entity: str, mapping: EntityMapping, merged_parents: set[st
             stable.append(f"'unknown {col}'")
             arrived.append(f'{_q(col)} IN (SELECT _k0 FROM "_keys_{parent}")')
     listed = ", ".join(f"'{p}'" for p in problems)
-    held_for_itself = (f"list_has_all([{listed}]::VARCHAR[], string_split({reason}, '; '))"
+    held_for_itself = (f"list_has_all([{listed}]::VARCHAR[], string_split({REJECT}, '; '))"
                        if problems else "FALSE")
-    may_change = f"NOT COALESCE({reason} IN ({', '.join(stable)}) OR {held_for_itself}, FALSE)"
+    may_change = f"NOT COALESCE({REJECT} IN ({', '.join(stable)}) OR {held_for_itself}, FALSE)"
     return " OR ".join([may_change, *arrived])
 
 
