@@ -350,6 +350,90 @@ def _dropped_by_reconciliation(rows: RawSnapshot, typed: list[str], knames: list
     return f"SELECT {as_keys} FROM ({dropped})"
 
 
+# The staged columns the customer xref reads (transforms/staging/stg_customer_xref.sql).
+XREF_INPUTS = {"customer": ("customer_id", "name"), "account": ("account_id", "customer_ref", "name"),
+               "shipment": ("order_id", "consignee_code"), "order": ("order_id", "customer_id")}
+XREF = "stg_customer_xref"
+
+
+def _keep_xref_inputs(session: Session, entity: str, good: str, same_key: str) -> None:
+    """The xref's columns of the re-checked keys' rows: as staged before tonight (`_xref_before_*`),
+    as merged tonight (`_xref_after_*`), and as held before tonight (`_xref_held_*`, any reason:
+    a row validate held was in the staged tables the last xref was built from)."""
+    columns = ", ".join(_q(c) for c in XREF_INPUTS[entity])
+    session.materialize(f"_xref_before_{entity}", f'SELECT {columns} FROM "_replaced_{entity}"')
+    session.materialize(f"_xref_after_{entity}", f"SELECT {columns} FROM ({good})")
+    held = ", ".join("o." + _q(c) for c in XREF_INPUTS[entity])
+    session.materialize(f"_xref_held_{entity}",
+                        f'SELECT {held} FROM "_old_q_{entity}" o SEMI JOIN "_keys_{entity}" k ON {same_key}')
+
+
+def _xref_scope(session: Session, incremental: set[str]) -> tuple[bool, int] | None:
+    """What of last night's xref tonight's merges can have changed, or None to build it whole.
+
+    Every staged row the xref reads that differs from last night's belongs to a re-checked key. The
+    CRM matches (names normalised and compared across all customers) are rebuilt when a customer
+    or account row of those keys changed, or was held; a consignee's vote when a shipment row of
+    those keys named it, or a shipment of its is of a re-checked order (`_xref_consignees`). The
+    rest is last night's rows. Returns (CRM matches rebuilt, consignees revoted)."""
+    if not set(XREF_INPUTS) <= incremental or not session.warehouse.exists(XREF):
+        return None
+    crm_changed = False
+    for entity in ("customer", "account"):
+        before, after = f'"_xref_before_{entity}"', f'"_xref_after_{entity}"'
+        differ = session.con.execute(
+            f"SELECT (SELECT count(*) FROM (SELECT * FROM {before} EXCEPT ALL SELECT * FROM {after})) "
+            f"+ (SELECT count(*) FROM (SELECT * FROM {after} EXCEPT ALL SELECT * FROM {before})) "
+            f'+ (SELECT count(*) FROM "_xref_held_{entity}")').fetchone()[0]
+        crm_changed = crm_changed or differ > 0
+    consignees = session.materialize("_xref_consignees", """
+        SELECT DISTINCT consignee_code FROM (
+            SELECT consignee_code FROM _xref_before_shipment
+            UNION ALL SELECT consignee_code FROM _xref_after_shipment
+            UNION ALL SELECT consignee_code FROM _xref_held_shipment
+            UNION ALL
+            SELECT s.consignee_code FROM stg_shipment s SEMI JOIN _keys_order k ON k._k0 = s.order_id
+        ) WHERE consignee_code IS NOT NULL""")
+    return crm_changed, consignees
+
+
+def _build_xref(session: Session, incremental: set[str]) -> tuple[int, str]:
+    """`stg_customer_xref` in the session and in the warehouse; returns its rows and how it was made.
+
+    A merged night rebuilds only what its re-checked keys can have changed (`_xref_scope`) and
+    keeps last night's version when nothing differs: at 1M customers the whole xref took 3.9 s
+    and its write 0.9 s a night (the name normalisation of 2M names and the consignee votes over
+    8.5M shipments), though a night rarely renames a customer or moves a consignee."""
+    scope = _xref_scope(session, incremental)
+    sql = sql_file("staging", "stg_customer_xref")
+    if scope is None:
+        session.con.execute("SET VARIABLE xref_all = true")
+        session.con.execute("SET VARIABLE xref_crm = true")
+        session.con.execute("CREATE OR REPLACE TEMP TABLE _xref_consignees (consignee_code VARCHAR)")
+        n = session.materialize(XREF, sql)
+        session.write(XREF, f"SELECT * FROM {XREF} ORDER BY system, source_key")
+        return n, "rebuilt"
+    crm_changed, consignees = scope
+    session.con.execute("SET VARIABLE xref_all = false")
+    session.con.execute(f"SET VARIABLE xref_crm = {str(crm_changed).lower()}")
+    session.materialize("_xref_part", sql)  # the ERP rows, the revoted consignees, the CRM rows if rebuilt
+    session.expose(XREF, alias="_xref_last")
+    rebuilt = "system = 'erp'" + (" OR system = 'crm'" if crm_changed else "")
+    revoted = "system = 'scm' AND source_key IN (SELECT consignee_code FROM _xref_consignees)"
+    n = session.materialize(XREF, f"""
+        SELECT x.* FROM _xref_last x WHERE NOT ({rebuilt}) AND NOT ({revoted})
+        UNION ALL SELECT * FROM _xref_part""")
+    differ = session.con.execute(
+        f"SELECT (SELECT count(*) FROM (SELECT * FROM {XREF} EXCEPT ALL SELECT * FROM _xref_last)) "
+        f"+ (SELECT count(*) FROM (SELECT * FROM _xref_last EXCEPT ALL SELECT * FROM {XREF}))"
+    ).fetchone()[0]
+    how = f"merged ({consignees:,} consignees revoted{', CRM matches rebuilt' if crm_changed else ''})"
+    if differ:
+        session.write(XREF, f"SELECT * FROM {XREF} ORDER BY system, source_key")
+        return n, how
+    return n, how + ", unchanged"
+
+
 def _held_may_change(entity: str, mapping: EntityMapping, merged_parents: set[str]) -> str:
     """Which held rows of the entity's quarantine (`_old_q_<entity>`) are re-checked tonight although
     no new row of their key arrived: a predicate over the held row.
@@ -445,6 +529,8 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
         SELECT r.* FROM "_keys_{entity}" r
         SEMI JOIN "_replaced_{entity}" o ON {staged_before}
         ANTI JOIN ({good}) g ON {still_good}""")
+    if entity in XREF_INPUTS:
+        _keep_xref_inputs(session, entity, good, same_key)
     _merge_staged(session, f"stg_{entity}", f"_replaced_{entity}", good,
                   f'SELECT {old_columns} FROM "_old_stg_{entity}" o {kept}')
     session.con.execute(f'DROP TABLE "_replaced_{entity}"')
@@ -539,8 +625,7 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
         for entity in ENTITIES:
             if entity not in staged:
                 session.materialize(f"stg_{entity}", empty_entity_sql(entity))
-        n = session.materialize("stg_customer_xref", sql_file("staging", "stg_customer_xref"))
-        session.write("stg_customer_xref", "SELECT * FROM stg_customer_xref ORDER BY system, source_key")
+        n, result.details["xref"] = _build_xref(session, incremental)
         if incremental:
             version = _record_changes(session, sorted(incremental))
             states = [replace(s, changes_version=version) if s.entity in incremental else s for s in states]

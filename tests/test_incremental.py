@@ -303,6 +303,68 @@ def test_a_merge_re_checks_only_the_held_rows_that_can_come_out_differently(demo
     assert {k for k in orphans if k[0] == arriving} <= staged
 
 
+def _xref(warehouse: Warehouse) -> dict[tuple[str, str], str | None]:
+    rows = warehouse.read("stg_customer_xref").to_pylist()
+    return {(r["system"], r["source_key"]): r["customer_id"] for r in rows}
+
+
+def test_a_merged_night_rebuilds_the_customer_xref_only_where_its_keys_changed(demo_workspace, tmp_path):
+    """The xref is rebuilt only where tonight's re-checked keys can change it: a night that renames
+    no customer or account and moves no consignee keeps last night's version; a night that does
+    rebuilds the CRM matches and revotes the consignees it touched, and equals a full rebuild."""
+    settings = load_config(demo_workspace.config)
+    run_nightly(D1, settings, steps=["extract", "stage"])
+    warehouse = Warehouse(settings.warehouse_path)
+    before = warehouse.version("stg_customer_xref")
+    d2, d3 = D1 + timedelta(days=1), D1 + timedelta(days=2)
+    simulate_day(_urls(demo_workspace), d2, share=0.01, seed=7)  # prices, freight, dates: no names
+    quiet = run_nightly(d2, settings, steps=["extract", "stage"])[1]
+    assert set(quiet.details["staged"].values()) == {"incremental"}
+    assert quiet.details["xref"].startswith("merged") and quiet.details["xref"].endswith("unchanged")
+    assert warehouse.version("stg_customer_xref") == before
+
+    xref = _xref(warehouse)
+    stamp, moment = d3.strftime("%Y%m%d"), f"{d3} 12:00:00"
+    with sqlite3.connect(demo_workspace.root / "demo" / "scm.db") as scm:
+        ship = scm.execute("SELECT min(shipment_id) FROM shipments WHERE consignee_code IS NOT NULL"
+                           ).fetchone()[0]
+        other = scm.execute("SELECT max(consignee_code) FROM shipments").fetchone()[0]
+        scm.execute("UPDATE shipments SET consignee_code = ?, last_update = ? WHERE shipment_id = ?",
+                    (other, moment, ship))  # a shipment goes to another consignee
+        order_ref = scm.execute(  # the only order a consignee's shipments belong to
+            "SELECT min(sales_order_ref) FROM shipments WHERE consignee_code IS NOT NULL "
+            "AND consignee_code <> ? AND sales_order_ref LIKE 'SO-%' GROUP BY consignee_code "
+            "HAVING count(DISTINCT sales_order_ref) = 1 ORDER BY consignee_code LIMIT 1", (other,)
+        ).fetchone()[0]
+    with sqlite3.connect(demo_workspace.root / "demo" / "erp.db") as erp:
+        a, b = erp.execute("SELECT min(customer_no), max(customer_no) FROM customers").fetchone()
+        erp.execute("UPDATE customers SET name = (SELECT name FROM customers WHERE customer_no = ?), "
+                    "changed_on = ? WHERE customer_no = ?", (b, stamp, a))  # two customers, one name
+        order = order_ref.removeprefix("SO-")
+        owner = erp.execute("SELECT customer_no FROM sales_orders WHERE order_no = ?", (order,)).fetchone()
+        owner = owner[0] if owner else None
+        erp.execute("UPDATE sales_orders SET customer_no = ?, changed_on = ? WHERE order_no = ?",
+                    (b if owner == a else a, stamp, order))  # a shipped order changes customer
+    with sqlite3.connect(demo_workspace.root / "demo" / "crm.db") as crm:
+        crm.execute("UPDATE accounts SET erp_customer_number = ?, last_modified = ? WHERE account_id = "
+                    "(SELECT min(account_id) FROM accounts)", (b, moment))  # an account points elsewhere
+
+    busy = run_nightly(d3, settings, steps=["extract", "stage"])[1]
+    assert set(busy.details["staged"].values()) == {"incremental"}
+    assert "CRM matches rebuilt" in busy.details["xref"] and not busy.details["xref"].endswith("unchanged")
+    assert warehouse.version("stg_customer_xref") > before
+    assert _xref(warehouse) != xref
+
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(settings.warehouse_path, rebuilt / "warehouse")
+    shutil.copy(demo_workspace.config, rebuilt / "kam.yaml")
+    shutil.copytree(demo_workspace.root / "demo", rebuilt / "demo")
+    rebuilt_settings = load_config(rebuilt / "kam.yaml")
+    again = run_step("stage", d3, rebuilt_settings, full_refresh=True)
+    assert again.details["xref"] == "rebuilt"
+    assert _staging(warehouse) == _staging(Warehouse(rebuilt_settings.warehouse_path))
+
+
 def test_staging_stays_incremental_when_validation_holds_rows_between_nights(demo_workspace):
     """validate rewrites stg_* and quarantine_* after stage; the next night must still merge."""
     settings = load_config(demo_workspace.config)

@@ -1,6 +1,7 @@
 -- stg_customer_xref: one row per source record that names a customer — ERP customer, CRM account,
 -- SCM consignee — and the one KAM customer id it resolves to (the ERP customer number, the system
--- of record), or NULL with the reason when it cannot be matched.
+-- of record), or NULL with the reason when it cannot be matched. pipelines/staging.py sets
+-- `xref_all` and `xref_crm` (true: the whole table) and the table `_xref_consignees`.
 WITH customer AS (
     SELECT customer_id,
            regexp_replace(
@@ -46,6 +47,7 @@ crm AS (
     FROM account a
     LEFT JOIN customer by_ref ON by_ref.customer_id = a.customer_ref
     LEFT JOIN unique_name by_name ON by_name.norm_name = a.norm_name
+    WHERE getvariable('xref_crm')  -- false on a merged night that changed no customer or account
 ),
 erp AS (
     SELECT 'erp' AS system, customer_id AS source_key, customer_id,
@@ -56,6 +58,8 @@ consignee_votes AS (
     SELECT s.consignee_code, o.customer_id, count(*) AS shipments
     FROM stg_shipment s JOIN stg_order o USING (order_id)
     WHERE s.consignee_code IS NOT NULL
+      -- a merged night revotes only the consignees its re-checked shipments and orders touch
+      AND (getvariable('xref_all') OR s.consignee_code IN (SELECT consignee_code FROM _xref_consignees))
     GROUP BY ALL
 ),
 scm AS (
