@@ -207,6 +207,16 @@ def _staging(warehouse: Warehouse) -> dict[str, list]:
     return {t: sorted(map(repr, warehouse.read(t).to_pylist())) for t in warehouse.tables("staging")}
 
 
+def _staged_from_scratch(ws, settings, tmp_path: Path, day: date):
+    """Stage `day` again with --full-refresh on a copy of the warehouse (the same raw batches)."""
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(settings.warehouse_path, rebuilt / "warehouse")
+    shutil.copy(ws.config, rebuilt / "kam.yaml")
+    shutil.copytree(ws.root / "demo", rebuilt / "demo")
+    again = load_config(rebuilt / "kam.yaml")
+    return run_step("stage", day, again, full_refresh=True), Warehouse(again.warehouse_path)
+
+
 def test_incremental_staging_follows_parents_that_leave_and_arrive(demo_workspace, tmp_path):
     """Children are re-checked when their parent changes, though the children themselves did not:
     lines of an order that turned bad leave staging, and lines held back as orphans come in
@@ -240,14 +250,9 @@ def test_incremental_staging_follows_parents_that_leave_and_arrive(demo_workspac
     assert {r["order_id"] for r in held if r["_reject_reason"] == "unknown order_id"} >= set(spoiled)
 
     # The same raw batches staged from scratch give the same tables.
-    rebuilt = tmp_path / "rebuilt"
-    shutil.copytree(settings.warehouse_path, rebuilt / "warehouse")
-    shutil.copy(demo_workspace.config, rebuilt / "kam.yaml")
-    shutil.copytree(demo_workspace.root / "demo", rebuilt / "demo")
-    rebuilt_settings = load_config(rebuilt / "kam.yaml")
-    again = run_step("stage", d2, rebuilt_settings, full_refresh=True)
+    again, rebuilt = _staged_from_scratch(demo_workspace, settings, tmp_path, d2)
     assert set(again.details["staged"].values()) == {"full"}
-    assert _staging(warehouse) == _staging(Warehouse(rebuilt_settings.warehouse_path))
+    assert _staging(warehouse) == _staging(rebuilt)
 
 
 def test_a_merge_re_checks_only_the_held_rows_that_can_come_out_differently(demo_workspace):
@@ -355,14 +360,9 @@ def test_a_merged_night_rebuilds_the_customer_xref_only_where_its_keys_changed(d
     assert warehouse.version("stg_customer_xref") > before
     assert _xref(warehouse) != xref
 
-    rebuilt = tmp_path / "rebuilt"
-    shutil.copytree(settings.warehouse_path, rebuilt / "warehouse")
-    shutil.copy(demo_workspace.config, rebuilt / "kam.yaml")
-    shutil.copytree(demo_workspace.root / "demo", rebuilt / "demo")
-    rebuilt_settings = load_config(rebuilt / "kam.yaml")
-    again = run_step("stage", d3, rebuilt_settings, full_refresh=True)
+    again, rebuilt = _staged_from_scratch(demo_workspace, settings, tmp_path, d3)
     assert again.details["xref"] == "rebuilt"
-    assert _staging(warehouse) == _staging(Warehouse(rebuilt_settings.warehouse_path))
+    assert _staging(warehouse) == _staging(rebuilt)
 
 
 def test_staging_stays_incremental_when_validation_holds_rows_between_nights(demo_workspace):
