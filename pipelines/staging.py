@@ -368,6 +368,12 @@ def _keep_xref_inputs(session: Session, entity: str, good: str, same_key: str) -
                         f'SELECT {held} FROM "_old_q_{entity}" o SEMI JOIN "_keys_{entity}" k ON {same_key}')
 
 
+def _differ(session: Session, a: str, b: str) -> bool:
+    """The two queries' rows differ as multisets."""
+    return session.con.execute(f"SELECT (SELECT count(*) FROM ({a} EXCEPT ALL {b})) "
+                               f"+ (SELECT count(*) FROM ({b} EXCEPT ALL {a}))").fetchone()[0] > 0
+
+
 def _xref_scope(session: Session, incremental: set[str]) -> tuple[bool, int] | None:
     """What of last night's xref tonight's merges can have changed, or None to build it whole.
 
@@ -380,12 +386,9 @@ def _xref_scope(session: Session, incremental: set[str]) -> tuple[bool, int] | N
         return None
     crm_changed = False
     for entity in ("customer", "account"):
-        before, after = f'"_xref_before_{entity}"', f'"_xref_after_{entity}"'
-        differ = session.con.execute(
-            f"SELECT (SELECT count(*) FROM (SELECT * FROM {before} EXCEPT ALL SELECT * FROM {after})) "
-            f"+ (SELECT count(*) FROM (SELECT * FROM {after} EXCEPT ALL SELECT * FROM {before})) "
-            f'+ (SELECT count(*) FROM "_xref_held_{entity}")').fetchone()[0]
-        crm_changed = crm_changed or differ > 0
+        crm_changed = (crm_changed or session.count(f"_xref_held_{entity}") > 0
+                       or _differ(session, f'SELECT * FROM "_xref_before_{entity}"',
+                                  f'SELECT * FROM "_xref_after_{entity}"'))
     consignees = session.materialize("_xref_consignees", """
         SELECT DISTINCT consignee_code FROM (
             SELECT consignee_code FROM _xref_before_shipment
@@ -428,9 +431,7 @@ def _build_xref(session: Session, incremental: set[str]) -> tuple[int, str]:
     # Unchanged CRM inputs leave the customer ids as they were too (the ERP rows): only the revoted
     # consignees need comparing (comparing the whole table cost more than writing it).
     old, new = f"SELECT * FROM _xref_last WHERE {revoted}", "SELECT * FROM _xref_part WHERE system = 'scm'"
-    differ = crm_changed or session.con.execute(
-        f"SELECT (SELECT count(*) FROM ({old} EXCEPT ALL {new})) "
-        f"+ (SELECT count(*) FROM ({new} EXCEPT ALL {old}))").fetchone()[0] > 0
+    differ = crm_changed or _differ(session, old, new)
     how = f"merged ({consignees:,} consignees revoted{', CRM matches rebuilt' if crm_changed else ''})"
     if differ:
         session.write(XREF, f"SELECT * FROM {XREF} ORDER BY system, source_key")
