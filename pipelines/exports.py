@@ -59,7 +59,8 @@ def _export_rows(session: Session, settings: Settings, as_of: date) -> int:
         joined AS (
             SELECT COALESCE(a.owner, {duck.sql_literal(NO_OWNER)}) AS owner, d.crm_account_id,
                    a.name AS account_name, d.customer_id, d.tier,
-                   COALESCE(d.previous_tier IS NOT NULL AND d.tier IS DISTINCT FROM d.previous_tier, FALSE)
+                   -- previous_tier is the tier before the latest change, tier_since its night
+                   COALESCE(d.previous_tier IS NOT NULL AND d.tier_since = getvariable('as_of'), FALSE)
                        AS changed_since_last_run,
                    d.previous_tier, d.tier_since, d.tier_reason, d.key_account, d.abc_class, d.segment_name,
                    {money}, d.credit_grade, d.alerts, d.next_best, b.next_best_because

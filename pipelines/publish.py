@@ -117,6 +117,8 @@ _EMPTY_INPUTS = {  # stand-ins when the mine or credit steps have not written th
     "account_next_best": "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS product_line, "
                          "NULL::VARCHAR AS because, NULL::BIGINT AS rank, NULL::DATE AS as_of_date "
                          "WHERE false",
+    "tier_history": "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS from_tier, "
+                    "NULL::DATE AS changed_on, NULL::VARCHAR AS reason WHERE false",
 }
 
 

@@ -3,6 +3,7 @@ explained, and safe when the writing process dies mid-publish."""
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import sqlite3
@@ -260,3 +261,29 @@ def test_tier_history_is_rebuilt_identically_from_the_warehouse_for_a_past_date(
     state = warehouse.read("kam_tier_state")
     rebuilt = tier_changes(state, day2, "revenue_12m", ["Gold", "Silver", "Bronze"])
     assert rebuilt.to_pylist() == rows
+
+
+def test_the_crm_says_the_last_tier_change_when_and_why_and_keeps_saying_it_on_later_nights(tiny):
+    from pipelines.exports import write_exports
+
+    config = _configure(tiny)
+    settings = load_config(config)
+    day2, day3 = AS_OF + timedelta(days=1), AS_OF + timedelta(days=2)
+    run_nightly(AS_OF, config, steps=[*BUILD, "publish"])
+    _big_order_for_borealis(tiny)
+    tiers = "SELECT crm_account_id, tier, previous_tier, tier_since, tier_reason FROM kam_account_tier"
+    crm, flagged = {}, {}
+    for night in (day2, day3):
+        run_nightly(night, config, steps=[*BUILD, "publish"])
+        crm[night] = {r[0]: r[1:] for r in _crm(tiny, tiers)}
+        write_exports(settings, night)
+        with open(settings.exports_path / night.isoformat() / "all_accounts.csv", newline="") as f:
+            flagged[night] = {r["crm_account_id"] for r in csv.DictReader(f)
+                              if r["changed_since_last_run"] == "true"}
+    demoted = ("Silver", "Gold", day2.isoformat(), "below the tier boundary by more than 10%: "
+               "revenue_12m 1,900.00 against the Gold boundary of 10,100.00")
+    assert crm[day2]["001A"] == crm[day3]["001A"] == demoted  # not last night's tier (Silver) on day 3
+    assert crm[day3]["001C"] == ("Silver", None, AS_OF.isoformat(), "new in the ranking")  # never moved
+    # Borealis ranks Gold but the stability rule holds it in Silver: the reason says so while it waits
+    assert crm[day2]["001B"] == ("Silver", None, AS_OF.isoformat(), "held: near the tier boundary")
+    assert flagged == {day2: {"001A"}, day3: set()}  # the exports flag the night's changes only

@@ -1,6 +1,12 @@
 -- crm_account_publish: one row per matched CRM account — everything KAM writes into its own CRM
 -- table (pipelines/publish.py). The bookkeeping columns (row_hash, as_of_date, run_id, in_book) are
--- added by the publish step; row_hash covers exactly these value columns.
+-- added by the publish step; row_hash covers these value columns (less publish.tolerance's).
+--
+-- The tier columns say what sales asks of a tier: the last tier, when and why it changed
+-- (previous_tier, tier_since, tier_reason of the latest change in tier_history), not last night's
+-- tier (customer_value.previous_tier): an account that moved up in March still says so in June, and
+-- a night that moves nobody leaves these columns as they were. While the stability rule holds a
+-- tier against tonight's ranking (a pending tier), the reason says so.
 WITH segment AS (
     SELECT customer_id, segment_id, segment_name
     FROM customer_segment
@@ -23,6 +29,12 @@ alerts AS (
     WHERE as_of_date = getvariable('as_of')
     GROUP BY 1
 ),
+last_change AS (  -- each customer's latest tier change up to the night
+    SELECT customer_id, arg_max(from_tier, changed_on) AS from_tier, arg_max(reason, changed_on) AS reason
+    FROM tier_history
+    WHERE changed_on <= getvariable('as_of')
+    GROUP BY 1
+),
 offers AS (
     SELECT customer_id, string_agg(product_line, '; ' ORDER BY rank) AS next_best
     FROM account_next_best
@@ -33,9 +45,10 @@ SELECT
     t.crm_account_id,
     t.customer_id,
     v.tier,
-    v.previous_tier,
+    lc.from_tier AS previous_tier,
     v.tier_since,
-    v.tier_reason,
+    CASE WHEN v.pending_tier IS NOT NULL THEN v.tier_reason  -- held against the ranking tonight
+         ELSE COALESCE(lc.reason, 'new in the ranking') END AS tier_reason,  -- never moved since ranked
     v.key_account,
     v.abc_class,
     s.segment_id,
@@ -59,4 +72,5 @@ LEFT JOIN segment_rule_text r ON r.segment_id = s.segment_id
 LEFT JOIN credit c USING (customer_id)
 LEFT JOIN alerts a USING (customer_id)
 LEFT JOIN offers o USING (customer_id)
+LEFT JOIN last_change lc USING (customer_id)
 ORDER BY t.crm_account_id
