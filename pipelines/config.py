@@ -261,6 +261,20 @@ class AccountsWriteBack(_Strict):
         return self
 
 
+# The published figures that move a little every night for every customer whatever its data
+# (CLV and its parts age with the as-of date; profit carries the cost of capital on open invoices,
+# which accrues daily): the ones publish.tolerance may name. Booked figures (revenue, margin,
+# orders) and every label (tier, segment, grade, alerts) are always published exactly.
+DRIFTING_FIGURES = ("clv", "probability_alive", "expected_purchases", "profit_12m")
+
+
+class Tolerance(_Strict):
+    """A figure counts as changed when it moved by more than max(absolute, relative x |published|)."""
+
+    relative: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    absolute: Annotated[float, Field(ge=0)] = 0.0
+
+
 class PublishConfig(_Strict):
     target: str = Field(description="name of the source whose database receives the table")
     table: str = "kam_account_tier"
@@ -273,6 +287,19 @@ class PublishConfig(_Strict):
     breaker_min_accounts: Annotated[int, Field(ge=0)] = Field(
         100, description="the circuit breaker applies from this many published accounts on")
     accounts: AccountsWriteBack | None = None
+    tolerance: dict[str, Tolerance] = Field(
+        default_factory=dict,
+        description="per drifting figure, how far tonight's value may be from the CRM's before the row "
+                    "is rewritten; the rest of a row is compared exactly")
+
+    @field_validator("tolerance")
+    @classmethod
+    def _drifting(cls, value: dict[str, Tolerance]) -> dict[str, Tolerance]:
+        unknown = [name for name in value if name not in DRIFTING_FIGURES]
+        if unknown:
+            raise ValueError(f"{', '.join(map(repr, unknown))}: only figures that drift with the as-of date "
+                             f"take a tolerance ({', '.join(DRIFTING_FIGURES)}); the rest is published exactly")
+        return value
 
     @field_validator("table")
     @classmethod

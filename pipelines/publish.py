@@ -10,7 +10,8 @@ Two targets in the CRM database (any SQLAlchemy database; PostgreSQL gets a bulk
   its external id: update only. KAM never inserts or deletes a CRM record there and never writes a
   column it does not own, so what a salesperson typed in any other column stays.
 
-Only changed rows are written (a row hash of the value columns is stored beside them), the whole
+Only changed rows are written (a row hash of the value columns is stored beside them; the figures
+`publish.tolerance` names count as changed only when they moved by more than it), the whole
 publish is one transaction (it commits entirely or not at all), and re-running it changes nothing.
 Accounts that left the book are kept, flagged (`in_book = false`) or removed from KAM's table, as
 configured. Before writing, a circuit breaker stops a publish that would change more than the
@@ -36,7 +37,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable
 
-from pipelines.config import Settings
+from pipelines.config import Settings, Tolerance
 from pipelines.duckdb_session import Session, sql_file
 from pipelines.results import StepResult
 from pipelines.sources import safe_url
@@ -46,9 +47,9 @@ KEY = "crm_account_id"
 PUBLISH_LOG = "kam_publish_log"
 REJECTED = "kam_publish_rejected"
 CHUNK = 20_000
-# KAM's table on PostgreSQL keeps half of each page free: most of its rows are rewritten every night
-# (CLV moves with the days), and a new row version on the same page is a HOT update, with no index
-# entry to add (at 1M accounts the upsert took 7.4 s instead of 9.1 s).
+# KAM's table on PostgreSQL keeps half of each page free: many of its rows are rewritten every night
+# (a sixth at 1M with kam.yaml's tolerances, all without), and a new row version on the same page is
+# a HOT update, with no index entry to add (at 1M accounts the upsert took 7.4 s instead of 9.1 s).
 POSTGRES_FILLFACTOR = 50
 
 # name, SQLAlchemy type, nullable — the value columns, in the order of crm_account_publish.sql.
@@ -94,7 +95,8 @@ def target_table(name: str, metadata: sa.MetaData | None = None) -> sa.Table:
     columns += [
         sa.Column("in_book", sa.Boolean, nullable=False,
                   comment="false once the account left the book (publish.left_book: flag)"),
-        sa.Column("row_hash", sa.String(32), nullable=False, comment="md5 of the value columns"),
+        sa.Column("row_hash", sa.String(32), nullable=False,
+                  comment="md5 of the value columns compared exactly (all but publish.tolerance's)"),
         sa.Column("as_of_date", sa.Date, nullable=False,
                   comment="as-of date of the KAM run that last changed this row"),
         sa.Column("run_id", sa.String(64), nullable=False, comment="KAM run that last changed this row"),
@@ -140,13 +142,19 @@ def expose_publish_rows(session: Session, view: str = "crm_account_publish") -> 
     session.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {sql_file('marts', 'crm_account_publish')}")
 
 
+def exact_columns(tolerance: dict[str, Tolerance]) -> list[str]:
+    """The value columns the row hash covers: all but the figures compared within a tolerance."""
+    return [c for c in VALUE_COLUMNS if c not in tolerance]
+
+
 def desired_rows(settings: Settings, as_of: date) -> pa.Table:
     """crm_account_publish for the as-of date, with its row hash (transforms/marts)."""
     warehouse = Warehouse(settings.warehouse_path)
+    hashed = exact_columns(settings.config.publish.tolerance if settings.config.publish else {})
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         expose_publish_rows(session)
         return session.con.execute(
-            f"SELECT *, {_hash_sql(VALUE_COLUMNS)} AS row_hash FROM crm_account_publish d ORDER BY {KEY}"
+            f"SELECT *, {_hash_sql(hashed)} AS row_hash FROM crm_account_publish d ORDER BY {KEY}"
         ).to_arrow_table()
 
 
@@ -167,8 +175,20 @@ class Plan:
         return self.tier_changes / self.current_in_book if self.current_in_book else 0.0
 
 
-def plan_changes(desired: pa.Table, current: pa.Table, left_book: str) -> Plan:
-    """Compare the desired rows with what the target holds (key, row_hash, tier, in_book)."""
+def _moved(tolerance: dict[str, Tolerance]) -> str:
+    """SQL: a figure of `d` (tonight) moved past its tolerance from `c` (the CRM's value)."""
+    parts = [f"(d.{c} IS NULL) <> (c.{c} IS NULL) OR abs(CAST(d.{c} AS DOUBLE) - c.{c}) > "
+             f"greatest({t.absolute!r}, {t.relative!r} * abs(c.{c}))" for c, t in tolerance.items()]
+    return " OR ".join(f"({p})" for p in parts) or "false"
+
+
+def plan_changes(desired: pa.Table, current: pa.Table, left_book: str,
+                 tolerance: dict[str, Tolerance] | None = None) -> Plan:
+    """Compare the desired rows with what the target holds (key, row_hash, tier, in_book, and the
+    figures `tolerance` names): a row is updated when its exact columns differ (the hash), when
+    it was out of the book, or when one of those figures moved past its tolerance. A figure is
+    compared with the value the CRM holds, not with last night's, so small moves add up: the CRM
+    never drifts further than the tolerance from the warehouse."""
     import duckdb
 
     con = duckdb.connect()
@@ -178,7 +198,8 @@ def plan_changes(desired: pa.Table, current: pa.Table, left_book: str) -> Plan:
         con.execute(f"""
             CREATE TEMP TABLE diff AS
             SELECT d.{KEY}, CASE WHEN c.{KEY} IS NULL THEN 'insert'
-                                 WHEN d.row_hash <> c.row_hash OR NOT c.in_book THEN 'update'
+                                 WHEN d.row_hash <> c.row_hash OR NOT c.in_book
+                                      OR {_moved(tolerance or {})} THEN 'update'
                                  ELSE 'same' END AS action,
                    c.tier AS old_tier, d.tier AS new_tier
             FROM d LEFT JOIN c USING ({KEY})""")
@@ -247,13 +268,16 @@ def _ensure_table(conn: sa.Connection, table: sa.Table) -> None:
                 conn.exec_driver_sql(f"UPDATE {table.name} SET row_hash = ''")
 
 
-def _current(conn: sa.Connection, table: sa.Table) -> pa.Table:
+def _current(conn: sa.Connection, table: sa.Table, figures: Iterable[str] = ()) -> pa.Table:
+    """What the target holds per key: row hash, tier, in_book and the `figures` (as floats)."""
+    figures = list(figures)
     schema = pa.schema([(KEY, pa.string()), ("row_hash", pa.string()), ("tier", pa.string()),
-                        ("in_book", pa.bool_())])
+                        ("in_book", pa.bool_()), *((f, pa.float64()) for f in figures)])
     if _is_postgres(conn):  # COPY out: a million keys in a second
         buffer = io.BytesIO()
+        extra = "".join(f", {f}" for f in figures)
         with conn.connection.driver_connection.cursor() as cur:
-            query = (f"COPY (SELECT {KEY}, row_hash, tier, coalesce(in_book, true) FROM {table.name}) "
+            query = (f"COPY (SELECT {KEY}, row_hash, tier, coalesce(in_book, true){extra} FROM {table.name}) "
                      "TO STDOUT (FORMAT csv)")
             with cur.copy(query) as copy:
                 for chunk in copy:
@@ -265,8 +289,10 @@ def _current(conn: sa.Connection, table: sa.Table) -> pa.Table:
                               convert_options=pacsv.ConvertOptions(
                                   column_types=schema, true_values=["t"], false_values=["f"],
                                   strings_can_be_null=False, quoted_strings_can_be_null=False))
-    result = conn.execute(sa.select(table.c[KEY], table.c.row_hash, table.c.tier, table.c.in_book))
-    rows = [(k, h, t, True if b is None else bool(b)) for k, h, t, b in result]
+    result = conn.execute(sa.select(table.c[KEY], table.c.row_hash, table.c.tier, table.c.in_book,
+                                    *(table.c[f] for f in figures)))
+    rows = [(k, h, t, True if b is None else bool(b), *(None if v is None else float(v) for v in rest))
+            for k, h, t, b, *rest in result]
     return pa.Table.from_pylist([dict(zip(schema.names, r, strict=True)) for r in rows], schema=schema)
 
 
@@ -536,7 +562,8 @@ def publish(settings: Settings, as_of: date, *, run_id: str | None = None, dry_r
         with engine.connect() as conn, conn.begin() as transaction:
             tick = time.perf_counter()
             _ensure_table(conn, table)
-            plan = plan_changes(desired, _current(conn, table), config.left_book)
+            plan = plan_changes(desired, _current(conn, table, config.tolerance), config.left_book,
+                                config.tolerance)
             timings["diff"] = time.perf_counter() - tick
             share = plan.tier_change_share
             blocked = (plan.current_in_book >= config.breaker_min_accounts

@@ -287,3 +287,58 @@ def test_the_crm_says_the_last_tier_change_when_and_why_and_keeps_saying_it_on_l
     # Borealis ranks Gold but the stability rule holds it in Silver: the reason says so while it waits
     assert crm[day2]["001B"] == ("Silver", None, AS_OF.isoformat(), "held: near the tier boundary")
     assert flagged == {day2: {"001A"}, day3: set()}  # the exports flag the night's changes only
+
+
+
+def _profits(folder: Path) -> dict[str, tuple[float, str]]:
+    return {k: (p, run) for k, p, run in _crm(folder, "SELECT crm_account_id, profit_12m, run_id "
+                                                       "FROM kam_account_tier")}
+
+
+def test_a_figure_that_drifts_is_rewritten_only_once_it_moved_past_its_tolerance(tiny):
+    config = _configure(tiny, tolerance={"profit_12m": {"relative": 0.01, "absolute": 1.0}})
+    run_nightly(AS_OF, config, steps=[*BUILD, "publish"])
+    exact = _profits(tiny)
+    # What the CRM holds drifts from tonight's figure: by less than the tolerance for Acme, by more
+    # for Borealis (as CLV and the cost of capital move with the nights while the CRM keeps a value)
+    near, far = exact["001A"][0] + 0.9, exact["001B"][0] * 1.05 + 2
+    _crm(tiny, "UPDATE kam_account_tier SET profit_12m = ? WHERE crm_account_id = '001A'", (near,))
+    _crm(tiny, "UPDATE kam_account_tier SET profit_12m = ? WHERE crm_account_id = '001B'", (far,))
+
+    loose = publish(load_config(config), AS_OF, run_id="loose")
+    assert loose.rows["updated"] == 1 and loose.details["unchanged"] == 3
+    after = _profits(tiny)
+    assert after["001A"] == (near, exact["001A"][1])  # within 1.00 of tonight: left alone
+    assert after["001B"] == (exact["001B"][0], "loose")  # past it: rewritten with tonight's figure
+    assert publish(load_config(config), AS_OF, run_id="again").details["changed"] == 0
+
+    strict = publish(load_config(_configure(tiny, tolerance={})), AS_OF, run_id="strict")
+    assert strict.rows["updated"] == 4  # the row hash covers profit again: every row written once
+    assert _profits(tiny)["001A"] == (exact["001A"][0], "strict")
+
+
+def test_a_tolerance_for_a_booked_figure_or_a_label_is_refused_on_load(tmp_path):
+    path = tiny_config(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    config["publish"]["tolerance"] = {"revenue_12m": {"relative": 0.01}}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    with pytest.raises(Exception, match=r"'revenue_12m': only figures that drift with the as-of date"):
+        load_config(path)
+
+
+def test_the_plan_compares_a_drifting_figure_with_the_crms_value_by_the_larger_of_its_two_bounds():
+    import pyarrow as pa
+
+    from pipelines.config import Tolerance
+    from pipelines.publish import plan_changes
+
+    keys = ["a", "b", "c", "d", "e"]
+    crm = pa.table({"crm_account_id": keys, "row_hash": ["h"] * 5, "tier": ["Gold"] * 5,
+                    "in_book": [True] * 5, "clv": [1000.0, 1000.0, 10.0, None, 10.0]})
+    tonight = pa.table({"crm_account_id": keys, "tier": ["Gold"] * 5, "row_hash": ["h"] * 5,
+                        "clv": [1009.0, 1011.0, 11.9, 5.0, None]})
+    plan = plan_changes(tonight, crm, "flag", {"clv": Tolerance(relative=0.01, absolute=2.0)})
+    # a: 9 < 1% of 1000; b: 11 > 10; c: 1.9 < 2.00; d, e: a value appeared or went
+    assert plan.updates.column("crm_account_id").to_pylist() == ["b", "d", "e"]
+    assert plan.unchanged == 2
+    assert plan_changes(tonight, crm, "flag", {}).unchanged == 5  # without one, the hash decides

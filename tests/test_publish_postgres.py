@@ -68,6 +68,27 @@ def test_bulk_publish_to_postgres_writes_changed_rows_only_and_reruns_change_not
     assert _tiers(dsn) == {"001A": "Silver", "001B": "Gold", "001C": "Silver", "001D": "Bronze"}
 
 
+def test_postgres_reads_the_drifting_figures_back_and_rewrites_only_those_past_their_tolerance(crm_pg):
+    folder, config, dsn = crm_pg
+    path = folder / "kam.yaml"
+    loose = yaml.safe_load(path.read_text())
+    loose["publish"]["tolerance"] = {"profit_12m": {"relative": 0.01, "absolute": 1.0}}
+    path.write_text(yaml.safe_dump(loose, sort_keys=False))
+    publish(load_config(config), AS_OF, run_id="pg-1")
+    with psycopg.connect(dsn, autocommit=True) as conn:  # the CRM's values drift from tonight's
+        conn.execute("UPDATE kam_account_tier SET profit_12m = profit_12m + 0.9 WHERE crm_account_id = '001A'")
+        conn.execute("UPDATE kam_account_tier SET profit_12m = NULL WHERE crm_account_id = '001C'")
+    result = publish(load_config(config), AS_OF, run_id="pg-2")
+    assert result.rows["updated"] == 1 and result.details["unchanged"] == 3
+    runs = dict(_figure(dsn, "run_id"))
+    assert runs == {"001A": "pg-1", "001B": "pg-1", "001C": "pg-2", "001D": "pg-1"}  # a lost value is a move
+
+
+def _figure(dsn: str, column: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(f"SELECT crm_account_id, {column} FROM kam_account_tier").fetchall()
+
+
 def test_a_row_deleted_from_the_crm_table_while_publish_plans_is_written_all_the_same(crm_pg, monkeypatch):
     """Publish plans from the table as it read it; a row deleted after that (a CRM admin cleaning
     up) is still written, because every changed row goes through one upsert, never a plain update
@@ -80,8 +101,8 @@ def test_a_row_deleted_from_the_crm_table_while_publish_plans_is_written_all_the
     expected = {"001A": "Silver", "001B": "Gold", "001C": "Silver", "001D": "Bronze"}
     read = publish_module._current
 
-    def read_then_someone_deletes(conn, table):
-        current = read(conn, table)
+    def read_then_someone_deletes(conn, table, figures=()):
+        current = read(conn, table, figures)
         with psycopg.connect(dsn, autocommit=True) as other:
             other.execute("DELETE FROM kam_account_tier WHERE crm_account_id = '001B'")
         return current
