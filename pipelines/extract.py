@@ -102,6 +102,7 @@ class Plan:
     window_to: str | None = None
     previous: Batch | None = None
     notes: list[str] = field(default_factory=list)
+    by_index: bool = False  # the source finds the increment through an index on the watermark column
 
 
 def _shift(value: str, fmt: str | None, days: int) -> str:
@@ -222,6 +223,20 @@ def _watermark(files: list[Path], inc: IncrementalConfig, column_type: str, as_o
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
+def _use_index(raw: RawTable, scan: SourceScan, plan: Plan) -> bool:
+    """Whether tonight's increment is read through the source's index on the watermark column; a
+    PostgreSQL table without one is read whole every night, and the notes say so."""
+    column = raw.incremental.column
+    if _column_sql(raw.incremental, scan.landed.get(column, ""))[0] != _q(column):
+        return False  # compared through a cast (text stamps without a format): no index serves it
+    indexed = scan.indexed(column)
+    if indexed is False:
+        plan.notes.append(f"{raw.label}: no index on the watermark column {column!r}, so every "
+                          f"incremental read scans the whole table (an index on {column} lets the "
+                          "source find the changed rows)")
+    return bool(indexed)
+
+
 def land(warehouse: Warehouse, scan: SourceScan, raw: RawTable, as_of: date, plan: Plan,
          run_id: str | None) -> Batch:
     """Write one batch's Parquet files into the raw table's folder, then commit them at once.
@@ -235,7 +250,8 @@ def land(warehouse: Warehouse, scan: SourceScan, raw: RawTable, as_of: date, pla
         shutil.rmtree(folder)  # files of an attempt that never committed
     columns = list(raw.key_columns) if plan.kind == "keys" else None
     extra = {BATCH_ID: batch_id, SOURCE: raw.source}
-    files = scan.to_parquet(folder, columns=columns, where=plan.where, constants=extra)
+    files = scan.to_parquet(folder, columns=columns, where=plan.where, constants=extra,
+                            by_index=plan.by_index)
     version = warehouse.commit_files(raw.warehouse_name, files, partition, append_only=True)
     rows = sum(pq.read_metadata(f).num_rows for f in files)
     watermark = None
@@ -299,6 +315,8 @@ def extract(settings: Settings, as_of: date, *, full_refresh: bool = False, run_
         for raw, history in todo:
             scan = sources.scan(settings.source_url(raw.source), table=raw.table, query=raw.query)
             plan = plan_read(raw, history, scan.landed, as_of, full_refresh=full_refresh)
+            if plan.kind == "incremental":
+                plan.by_index = _use_index(raw, scan, plan)
             try:
                 result.notes += check_drift(raw, scan.schema, plan.previous) + plan.notes
             except SchemaDrift as exc:

@@ -44,15 +44,21 @@ class SourceScan:
     landed: dict[str, str]  # column -> the type it lands with in raw
 
     def to_parquet(self, folder: Path, *, columns: list[str] | None = None, where: str | None = None,
-                   constants: dict[str, str] | None = None) -> list[Path]:
+                   constants: dict[str, str] | None = None, by_index: bool = False) -> list[Path]:
         raise NotImplementedError
+
+    def indexed(self, column: str) -> bool | None:
+        """Whether the source table has an index led by `column` (None: cannot tell here)."""
+        return None
 
 
 class DuckScan(SourceScan):
-    def __init__(self, con: duckdb.DuckDBPyConnection, relation: str, *, as_text: bool):
+    def __init__(self, con: duckdb.DuckDBPyConnection, relation: str, *, as_text: bool,
+                 postgres_table: str | None = None):
         self.con = con
         self.relation = relation
         self.as_text = as_text
+        self.postgres_table = postgres_table
         if as_text:  # describe with the declared types, which is what drift checks compare
             con.execute("SET sqlite_all_varchar = false")
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
@@ -62,18 +68,45 @@ class DuckScan(SourceScan):
         else:
             self.landed = {n: t if _PORTABLE.match(t) else "VARCHAR" for n, t in self.schema.items()}
 
-    def _select(self, columns: list[str] | None, where: str | None, constants: dict[str, str]) -> str:
+    def _select(self, columns: list[str] | None, where: str | None, constants: dict[str, str],
+                relation: str | None = None) -> str:
         names = columns or list(self.schema)
         parts = [
             _q(n) if self.landed[n] == self.schema[n] else f"CAST({_q(n)} AS VARCHAR) AS {_q(n)}"
             for n in names
         ]
         parts += [f"{_lit(v)} AS {_q(k)}" for k, v in constants.items()]
-        return f"SELECT {', '.join(parts)} FROM {self.relation}" + (f" WHERE {where}" if where else "")
+        return f"SELECT {', '.join(parts)} FROM {relation or self.relation}" + (f" WHERE {where}" if where else "")
+
+    def indexed(self, column: str) -> bool | None:
+        """PostgreSQL: whether a valid index of the table has `column` as its first key."""
+        if self.postgres_table is None:
+            return None
+        catalog = (
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] "
+            f"WHERE n.nspname = 'public' AND c.relname = {_lit(self.postgres_table)} "
+            f"AND a.attname = {_lit(column)} AND i.indisvalid"
+        )
+        [(found,)] = self.con.execute(f"SELECT * FROM postgres_query('src', {_lit(catalog)})").fetchall()
+        return found > 0
 
     def to_parquet(self, folder: Path, *, columns: list[str] | None = None, where: str | None = None,
-                   constants: dict[str, str] | None = None) -> list[Path]:
-        select = self._select(columns, where, constants or {})
+                   constants: dict[str, str] | None = None, by_index: bool = False) -> list[Path]:
+        """`by_index` (PostgreSQL, a selective `where` in the server's SQL on an indexed column): one
+        query the server plans, so it can use the index. Otherwise DuckDB splits the table into page
+        ranges read in parallel, which is fastest for a whole table but scans every page for a few
+        changed rows (a page range is a TID scan: the server never looks at an index,
+        duckdb-postgres#369)."""
+        if by_index and where and self.postgres_table:
+            # the server's own SQL: DuckDB would add COLLATE "C" to a text comparison, which an
+            # index built with the column's collation cannot serve
+            query = f"SELECT * FROM public.{_q(self.postgres_table)} WHERE {where}"
+            select = self._select(columns, None, constants or {},
+                                  relation=f"postgres_query('src', {_lit(query)})")
+        else:
+            select = self._select(columns, where, constants or {})
         if self.as_text:
             self.con.execute("SET sqlite_all_varchar = true")
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +133,8 @@ class ArrowScan(SourceScan):
         self.landed = dict(self.schema)
 
     def to_parquet(self, folder: Path, *, columns: list[str] | None = None, where: str | None = None,
-                   constants: dict[str, str] | None = None) -> list[Path]:
+                   constants: dict[str, str] | None = None, by_index: bool = False) -> list[Path]:
+        # one query the database plans itself: it uses an index on the watermark when it has one
         base = f"SELECT * FROM {self.table}" if self.table else self.query
         query = f"SELECT * FROM ({base}) AS kam_src WHERE {where}" if where else None
         folder.mkdir(parents=True, exist_ok=True)
@@ -127,6 +161,7 @@ class SourceConnections:
 
     def __init__(self) -> None:
         self._open: dict[str, duckdb.DuckDBPyConnection] = {}
+        self._queries = 0
 
     def scan(self, url: URL, *, table: str | None = None, query: str | None = None) -> SourceScan:
         kind = backend(url)
@@ -136,9 +171,13 @@ class SourceConnections:
         if kind == "postgresql":
             con = self._connection(url, self._attach_postgres)
             if table:
-                return DuckScan(con, _relation(con, f"src.public.{_q(table)}", table, url), as_text=False)
-            con.execute("SET VARIABLE kam_source_query = $q", {"q": query})
-            return DuckScan(con, "postgres_query('src', getvariable('kam_source_query'))", as_text=False)
+                return DuckScan(con, _relation(con, f"src.public.{_q(table)}", table, url), as_text=False,
+                                postgres_table=table)
+            # a variable of its own: the night's scans are all made before the first one lands
+            self._queries += 1
+            variable = f"kam_source_query_{self._queries}"
+            con.execute(f"SET VARIABLE {variable} = $q", {"q": query})
+            return DuckScan(con, f"postgres_query('src', getvariable('{variable}'))", as_text=False)
         return ArrowScan(url, table, query)
 
     def _connection(self, url: URL, attach) -> duckdb.DuckDBPyConnection:

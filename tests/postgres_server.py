@@ -235,3 +235,19 @@ def _tail(log: Path, lines: int = 30) -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no server log)"
+
+
+def index_scans(con, index: str, more_than: int | None = None) -> int:
+    """idx_scan of a PostgreSQL index (`con`: a psycopg connection in autocommit); with
+    `more_than`, waits up to 5 s for the other sessions' statistics, which each server process
+    reports at most once a second."""
+    import time
+
+    for _ in range(50):
+        con.execute("SELECT pg_stat_clear_snapshot()")
+        (scans,) = con.execute("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = %s",
+                               [index]).fetchone()
+        if more_than is None or scans > more_than:
+            return scans
+        time.sleep(0.1)
+    return scans

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pyarrow.compute as pc
 import pytest
 
@@ -23,6 +24,7 @@ from pipelines.quality import QualityFailure
 from pipelines.sources import SourceUnavailable
 from pipelines.warehouse import Warehouse
 from tests.conftest import DEMO_AS_OF
+from tests.postgres_server import index_scans
 
 D1 = date.fromisoformat(DEMO_AS_OF)
 BUILD = ["extract", "stage", "build"]
@@ -495,9 +497,20 @@ def test_an_incremental_night_on_postgresql_matches_a_full_refresh(postgres, dem
     run_nightly(D1, settings, steps=BUILD)
     d2 = D1 + timedelta(days=1)
     touched = simulate_day(urls, d2, share=0.01, seed=3)
+    with psycopg.connect(postgres.libpq("kam_inc_erp"), autocommit=True) as erp:
+        erp.execute("DROP INDEX payments_payment_date_idx")  # one source table left unindexed
+        erp.execute("ANALYZE")
+        scans_before = index_scans(erp, "sales_order_lines_changed_on_idx")
     night = run_nightly(d2, settings, steps=BUILD)
     assert set(night[0].details["kinds"].values()) == {"incremental"}
     assert night[0].rows["raw_erp__sales_order_lines"] >= touched["erp.sales_order_lines"]
+    # the increments were read through the sources' indexes on their watermark columns, one query
+    # each, and the table without one is named
+    assert [n for n in night[0].notes if "no index" in n] == [
+        "erp.payments: no index on the watermark column 'payment_date', so every incremental read "
+        "scans the whole table (an index on payment_date lets the source find the changed rows)"]
+    with psycopg.connect(postgres.libpq("kam_inc_erp"), autocommit=True) as erp:
+        assert index_scans(erp, "sales_order_lines_changed_on_idx", more_than=scans_before) > scans_before
     raw = Warehouse(settings.warehouse_path).read("raw_erp__sales_order_lines", ["quantity"])
     assert str(raw.schema.field("quantity").type) == "decimal128(12, 3)"  # exact, as in the source
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 from sqlalchemy.engine import URL, make_url
 
 from pipelines import duck
-from pipelines.demo.schema import SYSTEMS, TABLES
+from pipelines.demo.schema import SYSTEMS, TABLES, index_ddl
 
 
 def write_demo(systems: Mapping[str, Mapping[str, pa.Table]],
@@ -63,9 +63,15 @@ def _write_sqlite(system: str, tables: Mapping[str, pa.Table], url: URL) -> dict
     con = duck.connect("sqlite_scanner")
     try:
         con.execute(f"ATTACH {duck.sql_literal(str(path))} AS target (TYPE sqlite)")
-        return _insert(con, system, tables, "target")
+        written = _insert(con, system, tables, "target")
     finally:
         con.close()
+    with sqlite3.connect(path) as db:  # indexes after the rows: one sort instead of a tree grown row by row
+        for name in tables:
+            for statement in index_ddl(system, name):
+                db.execute(statement)
+    db.close()
+    return written
 
 
 def _write_postgres(system: str, tables: Mapping[str, pa.Table], url: URL) -> dict[str, int]:
@@ -78,7 +84,11 @@ def _write_postgres(system: str, tables: Mapping[str, pa.Table], url: URL) -> di
             statements.append(TABLES[system][name].ddl(f"public.{name}"))
         con.execute(f"CALL postgres_execute('target', {duck.sql_literal(';'.join(statements))})")
         con.execute("CALL pg_clear_cache()")
-        return _insert(con, system, tables, "target.public")
+        written = _insert(con, system, tables, "target.public")
+        indexes = [i for name in tables for i in index_ddl(system, name, f"public.{name}")]
+        if indexes:
+            con.execute(f"CALL postgres_execute('target', {duck.sql_literal(';'.join(indexes))})")
+        return written
     finally:
         con.close()
 

@@ -104,3 +104,21 @@ def test_postgres_round_trip(small, postgres):
     with psycopg.connect(postgres.libpq("kam_demo_crm")) as conn:
         rows = conn.execute("SELECT count(*) FROM accounts").fetchone()[0]
         assert rows == counts[("crm", "accounts")]
+
+
+def test_the_demo_sources_index_every_column_kam_yaml_reads_increments_by(small, tmp_path):
+    from pathlib import Path
+
+    from pipelines.config import load_config
+    from pipelines.extract import planned_reads
+
+    write_demo(small, _sqlite_urls(tmp_path))
+    settings = load_config(Path(__file__).resolve().parents[2] / "kam.yaml")
+    watermarks = {(r.source, r.table): r.incremental.column for r in planned_reads(settings) if r.incremental}
+    assert len(watermarks) == 13
+    for (system, table), column in watermarks.items():
+        with sqlite3.connect(tmp_path / system / f"{system}.db") as db:
+            indexes = [name for name, *_ in db.execute(f"SELECT name FROM pragma_index_list('{table}')")]
+            leading = {db.execute(f"SELECT name FROM pragma_index_info('{i}') WHERE seqno = 0").fetchone()[0]
+                       for i in indexes}
+        assert column in leading, (system, table, column)
