@@ -224,8 +224,9 @@ def _watermark(files: list[Path], inc: IncrementalConfig, column_type: str, as_o
 
 
 def _use_index(raw: RawTable, scan: SourceScan, plan: Plan) -> bool:
-    """Whether tonight's increment is read through the source's index on the watermark column; a
-    PostgreSQL table without one is read whole every night, and the notes say so."""
+    """Whether tonight's increment is read through the source's index on the watermark column (the
+    table has one, and the server's plan for tonight's window uses it); a PostgreSQL table without
+    one is read whole every night, and the notes say so."""
     column = raw.incremental.column
     if _column_sql(raw.incremental, scan.landed.get(column, ""))[0] != _q(column):
         return False  # compared through a cast (text stamps without a format): no index serves it
@@ -234,7 +235,7 @@ def _use_index(raw: RawTable, scan: SourceScan, plan: Plan) -> bool:
         plan.notes.append(f"{raw.label}: no index on the watermark column {column!r}, so every "
                           f"incremental read scans the whole table (an index on {column} lets the "
                           "source find the changed rows)")
-    return bool(indexed)
+    return bool(indexed) and scan.index_serves(plan.where)
 
 
 def land(warehouse: Warehouse, scan: SourceScan, raw: RawTable, as_of: date, plan: Plan,

@@ -51,14 +51,18 @@ class SourceScan:
         """Whether the source table has an index led by `column` (None: cannot tell here)."""
         return None
 
+    def index_serves(self, where: str) -> bool:
+        """Whether the source's plan for the rows `where` selects uses an index."""
+        return False
+
 
 class DuckScan(SourceScan):
     def __init__(self, con: duckdb.DuckDBPyConnection, relation: str, *, as_text: bool,
-                 postgres_table: str | None = None):
+                 postgres: tuple[URL, str] | None = None):
         self.con = con
         self.relation = relation
         self.as_text = as_text
-        self.postgres_table = postgres_table
+        self.postgres_url, self.postgres_table = postgres or (None, None)
         if as_text:  # describe with the declared types, which is what drift checks compare
             con.execute("SET sqlite_all_varchar = false")
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
@@ -91,6 +95,18 @@ class DuckScan(SourceScan):
         )
         [(found,)] = self.con.execute(f"SELECT * FROM postgres_query('src', {_lit(catalog)})").fetchall()
         return found > 0
+
+    def index_serves(self, where: str) -> bool:
+        """PostgreSQL: whether the server's plan for the rows `where` selects goes through an index.
+        Where the changed rows are spread over every page a sequential scan wins, and then the
+        parallel page ranges are faster than the one query (at 1M customers the financials'
+        increment took 3 s that way against 1 s)."""
+        import psycopg
+
+        query = f"EXPLAIN SELECT * FROM public.{_q(self.postgres_table)} WHERE {where}"
+        with psycopg.connect(duck.libpq_dsn(self.postgres_url)) as con:
+            plan = " ".join(row[0] for row in con.execute(query).fetchall())
+        return "Index" in plan
 
     def to_parquet(self, folder: Path, *, columns: list[str] | None = None, where: str | None = None,
                    constants: dict[str, str] | None = None, by_index: bool = False) -> list[Path]:
@@ -172,7 +188,7 @@ class SourceConnections:
             con = self._connection(url, self._attach_postgres)
             if table:
                 return DuckScan(con, _relation(con, f"src.public.{_q(table)}", table, url), as_text=False,
-                                postgres_table=table)
+                                postgres=(url, table))
             # a variable of its own: the night's scans are all made before the first one lands
             self._queries += 1
             variable = f"kam_source_query_{self._queries}"
