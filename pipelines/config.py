@@ -297,8 +297,9 @@ class PublishConfig(_Strict):
     def _drifting(cls, value: dict[str, Tolerance]) -> dict[str, Tolerance]:
         unknown = [name for name in value if name not in DRIFTING_FIGURES]
         if unknown:
-            raise ValueError(f"{', '.join(map(repr, unknown))}: only figures that drift with the as-of date "
-                             f"take a tolerance ({', '.join(DRIFTING_FIGURES)}); the rest is published exactly")
+            raise ValueError(f"{', '.join(map(repr, unknown))}: only figures that drift with the as-of "
+                             f"date take a tolerance ({', '.join(DRIFTING_FIGURES)}); the rest is published "
+                             "exactly")
         return value
 
     @field_validator("table")

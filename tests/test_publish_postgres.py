@@ -76,7 +76,8 @@ def test_postgres_reads_the_drifting_figures_back_and_rewrites_only_those_past_t
     path.write_text(yaml.safe_dump(loose, sort_keys=False))
     publish(load_config(config), AS_OF, run_id="pg-1")
     with psycopg.connect(dsn, autocommit=True) as conn:  # the CRM's values drift from tonight's
-        conn.execute("UPDATE kam_account_tier SET profit_12m = profit_12m + 0.9 WHERE crm_account_id = '001A'")
+        conn.execute("UPDATE kam_account_tier SET profit_12m = profit_12m + 0.9 "
+                     "WHERE crm_account_id = '001A'")
         conn.execute("UPDATE kam_account_tier SET profit_12m = NULL WHERE crm_account_id = '001C'")
     result = publish(load_config(config), AS_OF, run_id="pg-2")
     assert result.rows["updated"] == 1 and result.details["unchanged"] == 3
