@@ -448,6 +448,21 @@ def _comparable(value):
         return text
 
 
+def _bindable(values: dict, conn: sa.Connection) -> dict:
+    """SQLite's driver binds no Decimal (an exact figure such as CLV in an owned column): as float."""
+    if conn.dialect.name != "sqlite":
+        return values
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in values.items()}
+
+
+def _differs(new, held, rule: Tolerance | None) -> bool:
+    """A KAM-owned column's value against the CRM's: exactly, or a drifting figure by its tolerance
+    (the same rule as KAM's own table)."""
+    if rule is None or new is None or held is None or not isinstance(held, Decimal):
+        return new != held
+    return abs(float(new) - float(held)) > max(rule.absolute, rule.relative * abs(float(held)))
+
+
 def _write_accounts(conn: sa.Connection, settings: Settings, desired: pa.Table, left: list[str],
                     left_book: str, rejected: list[Rejected], dry_run: bool) -> dict[str, int]:
     """UPDATE the owned columns of existing accounts whose values differ; never INSERT or DELETE."""
@@ -466,13 +481,16 @@ def _write_accounts(conn: sa.Connection, settings: Settings, desired: pa.Table, 
     current = {str(r[0]): tuple(_comparable(v) for v in r[1:])
                for r in conn.execute(sa.select(accounts.c[spec.key], *(accounts.c[c] for c in owned)))}
     wanted = desired.select([KEY, *spec.columns.values()]).to_pylist()
+    tolerance = settings.config.publish.tolerance
+    rules = [tolerance.get(spec.columns[c]) for c in owned]  # a drifting figure's, else exact
     changes: dict[str, dict] = {}
     for row in wanted:
         key = row[KEY]
         if key not in current:
             continue  # the CRM record is gone: KAM never creates one
         values = {c: row[spec.columns[c]] for c in owned}
-        if tuple(_comparable(values[c]) for c in owned) != current[key]:
+        if any(_differs(_comparable(values[c]), held, rule)
+               for c, held, rule in zip(owned, current[key], rules, strict=True)):
             changes[key] = values
     if left_book == "remove":
         for key in left:
@@ -486,7 +504,7 @@ def _write_accounts(conn: sa.Connection, settings: Settings, desired: pa.Table, 
             .values({c: sa.bindparam(c) for c in owned}))
 
     def apply(keys: list[str]) -> None:
-        conn.execute(stmt, [{**changes[k], "_key": k} for k in keys])
+        conn.execute(stmt, [{**_bindable(changes[k], conn), "_key": k} for k in keys])
 
     before = len(rejected)
     keys = sorted(changes)

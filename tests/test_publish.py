@@ -342,3 +342,19 @@ def test_the_plan_compares_a_drifting_figure_with_the_crms_value_by_the_larger_o
     assert plan.updates.column("crm_account_id").to_pylist() == ["b", "d", "e"]
     assert plan.unchanged == 2
     assert plan_changes(tonight, crm, "flag", {}).unchanged == 5  # without one, the hash decides
+
+
+def test_a_drifting_figure_on_the_crms_accounts_table_follows_the_same_tolerance(tiny):
+    _crm(tiny, "ALTER TABLE accounts ADD COLUMN kam_profit NUMERIC(18,2)")
+    accounts = {**ACCOUNTS, "columns": {**ACCOUNTS["columns"], "kam_profit": "profit_12m"}}
+    config = _configure(tiny, accounts=accounts,
+                        tolerance={"profit_12m": {"relative": 0.01, "absolute": 1.0}})
+    run_nightly(AS_OF, config, steps=[*BUILD, "publish"])
+    exact = dict(_crm(tiny, "SELECT account_id, kam_profit FROM accounts WHERE kam_profit IS NOT NULL"))
+    assert len(exact) == 4  # a NUMERIC owned column (SQLite's driver binds no Decimal: sent as float)
+    _crm(tiny, "UPDATE accounts SET kam_profit = kam_profit + 0.9 WHERE account_id = '001A'")
+    _crm(tiny, "UPDATE accounts SET kam_profit = kam_profit * 1.05 + 2 WHERE account_id = '001B'")
+    again = publish(load_config(config), AS_OF, run_id="again")
+    assert again.details["accounts_updated"] == 1  # Borealis past the tolerance; Acme within it
+    now = dict(_crm(tiny, "SELECT account_id, kam_profit FROM accounts WHERE kam_profit IS NOT NULL"))
+    assert now == {**exact, "001A": exact["001A"] + 0.9}
