@@ -269,10 +269,20 @@ DRIFTING_FIGURES = ("clv", "probability_alive", "expected_purchases", "profit_12
 
 
 class Tolerance(_Strict):
-    """A figure counts as changed when it moved by more than max(absolute, relative x |published|)."""
+    """A figure counts as changed when it moved by more than max(absolute, relative x |published|),
+    or appeared or went. The one rule, for KAM's CRM table (in SQL) and the accounts table (here)."""
 
     relative: Annotated[float, Field(ge=0, lt=1)] = 0.0
     absolute: Annotated[float, Field(ge=0)] = 0.0
+
+    def moved(self, new: float | None, held: float | None) -> bool:
+        if new is None or held is None:
+            return (new is None) != (held is None)
+        return abs(new - held) > max(self.absolute, self.relative * abs(held))
+
+    def moved_sql(self, new: str, held: str) -> str:
+        return (f"(({new}) IS NULL) <> (({held}) IS NULL) OR abs(CAST({new} AS DOUBLE) - {held}) > "
+                f"greatest({self.absolute!r}, {self.relative!r} * abs({held}))")
 
 
 class PublishConfig(_Strict):

@@ -177,9 +177,7 @@ class Plan:
 
 def _moved(tolerance: dict[str, Tolerance]) -> str:
     """SQL: a figure of `d` (tonight) moved past its tolerance from `c` (the CRM's value)."""
-    parts = [f"(d.{c} IS NULL) <> (c.{c} IS NULL) OR abs(CAST(d.{c} AS DOUBLE) - c.{c}) > "
-             f"greatest({t.absolute!r}, {t.relative!r} * abs(c.{c}))" for c, t in tolerance.items()]
-    return " OR ".join(f"({p})" for p in parts) or "false"
+    return " OR ".join(f"({t.moved_sql(f'd.{c}', f'c.{c}')})" for c, t in tolerance.items()) or "false"
 
 
 def plan_changes(desired: pa.Table, current: pa.Table, left_book: str,
@@ -458,9 +456,9 @@ def _bindable(values: dict, conn: sa.Connection) -> dict:
 def _differs(new, held, rule: Tolerance | None) -> bool:
     """A KAM-owned column's value against the CRM's: exactly, or a drifting figure by its tolerance
     (the same rule as KAM's own table)."""
-    if rule is None or new is None or held is None or not isinstance(held, Decimal):
-        return new != held
-    return abs(float(new) - float(held)) > max(rule.absolute, rule.relative * abs(float(held)))
+    if rule is None or not all(isinstance(v, Decimal | None) for v in (new, held)):
+        return new != held  # a text column of a loosely typed CRM: exactly
+    return rule.moved(None if new is None else float(new), None if held is None else float(held))
 
 
 def _write_accounts(conn: sa.Connection, settings: Settings, desired: pa.Table, left: list[str],

@@ -289,7 +289,6 @@ def test_the_crm_says_the_last_tier_change_when_and_why_and_keeps_saying_it_on_l
     assert flagged == {day2: {"001A"}, day3: set()}  # the exports flag the night's changes only
 
 
-
 def _profits(folder: Path) -> dict[str, tuple[float, str]]:
     return {k: (p, run) for k, p, run in _crm(folder, "SELECT crm_account_id, profit_12m, run_id "
                                                        "FROM kam_account_tier")}
