@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 
+from pipelines import customer_day
 from pipelines import value as value_marts
 from pipelines.canonical import ENTITIES
 from pipelines.config import Settings
@@ -18,10 +19,13 @@ from pipelines.staging import empty_entity_sql
 from pipelines.warehouse import Warehouse
 
 
-def expose_staging(session: Session, settings: Settings, *, order_history: bool = True) -> None:
+def expose_staging(session: Session, settings: Settings, *, order_history: bool = True,
+                   keep_customer_day: bool = False) -> dict:
     """The staged entities (typed empty stand-ins for unmapped ones), the xref, and (`order_history`)
     the order lines as views (`order_line_value`, `sales_line`) and summed once per customer and
-    day (`customer_day`, a table): what customer_value, activity and CLV measure buying on."""
+    day (`customer_day`, a table): what customer_value, activity and CLV measure buying on.
+    `customer_day` comes from the fact table fct_customer_day where it can (pipelines/customer_day.py),
+    which `keep_customer_day` writes when it changed; returns how it was made."""
     for entity in ENTITIES:
         if session.warehouse.exists(f"stg_{entity}") and entity in settings.mapped_entities:
             session.expose(f"stg_{entity}")
@@ -31,7 +35,8 @@ def expose_staging(session: Session, settings: Settings, *, order_history: bool 
     if order_history:
         for view in ("order_line_value", "sales_line"):
             session.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {sql_file('marts', view)}")
-        session.materialize("customer_day", sql_file("marts", "customer_day"))
+        return customer_day.materialize(session, settings.mapped_entities, keep=keep_customer_day)
+    return {}
 
 
 def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
@@ -40,7 +45,8 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
     warehouse = Warehouse(settings.warehouse_path)
     result = StepResult("build")
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
-        expose_staging(session, settings)
+        result.details.update(expose_staging(session, settings, keep_customer_day=True))
+        result.rows[customer_day.FACT] = session.count("customer_day")
         # each customer's product lines of the last 12 months: activity counts them, mining's
         # cross-sell reads them from the warehouse
         lines = session.materialize("customer_product_line", sql_file("marts", "customer_product_line"))

@@ -43,6 +43,7 @@ class StagedFrom:
     quarantine_version: int
     merged_from: int | None = None  # the stg version tonight's merge started from; None: rebuilt
     changes_version: int | None = None  # the version of CHANGES_TABLE holding the merge's keys
+    merged_to: int | None = None  # the stg version tonight's merge left (validate may move stg_version on)
     unique_at: int | None = None  # the last stg version validate found the keys of unique
 
     @property

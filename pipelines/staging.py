@@ -617,7 +617,7 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
             ))
             if entity in incremental:
                 states[-1] = replace(states[-1], merged_from=previous[entity].stg_version,
-                                     unique_at=previous[entity].unique_at)
+                                     merged_to=states[-1].stg_version, unique_at=previous[entity].unique_at)
             how = "incremental" if entity in incremental else "full"
             result.details.setdefault("staged", {})[entity] = how
             staged.add(entity)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from deltalake import DeltaTable, Field, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Field, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
@@ -32,6 +32,7 @@ LAYERS = ("raw", "staging", "marts", "meta")
 # DuckDB column types its Parquet writer stores as its Arrow export gives them
 _PARQUET_SAFE = re.compile(r"^(VARCHAR|BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|FLOAT|DOUBLE|DATE|TIMESTAMP"
                            r"|DECIMAL\(\d+,\d+\))$")
+METADATA_PREFIX = "kam."  # the keys KAM puts into a commit's info (`Warehouse.write(metadata=...)`)
 _PREFIX_LAYER = {"raw_": "raw", "stg_": "staging", "quarantine_": "staging", "kam_": "meta"}
 
 
@@ -63,6 +64,13 @@ def _note(kind: str, table: str, version: int) -> None:
         getattr(lineage, kind)[table] = version
 
 
+def _properties(metadata: dict[str, str] | None) -> CommitProperties | None:
+    if not metadata:
+        return None
+    assert all(k.startswith(METADATA_PREFIX) for k in metadata), metadata
+    return CommitProperties(custom_metadata=metadata)
+
+
 def layer_of(table: str) -> str:
     """Layer of a table, from its name: raw_* → raw, stg_*/quarantine_* → staging, kam_* → meta
     (the run ledger and the extract batch registry), anything else → marts."""
@@ -91,12 +99,12 @@ class Warehouse:
                 found += sorted(p.name for p in folder.iterdir() if DeltaTable.is_deltatable(str(p)))
         return found
 
-    def table(self, table: str) -> DeltaTable:
+    def table(self, table: str, version: int | None = None) -> DeltaTable:
         if not self.exists(table):
             raise FileNotFoundError(
                 f"warehouse table {table!r} not found under {self.root}; run the step that builds it"
             )
-        return DeltaTable(str(self.path(table)))
+        return DeltaTable(str(self.path(table)), version=version)
 
     def version(self, table: str) -> int | None:
         return self.table(table).version() if self.exists(table) else None
@@ -107,12 +115,14 @@ class Warehouse:
         _note("read", table, delta.version())
         return delta.to_pyarrow_dataset()
 
-    def scan(self, table: str) -> tuple[ds.Dataset, list[tuple[dict[str, str | None], list[str]]]]:
-        """One version of the table two ways: as an Arrow dataset, and as its Parquet files grouped
-        by partition values (one group with no values for an unpartitioned table). Partition
-        values live in the log, not in the files, so a reader of the files adds them per group.
-        KAM writes no deletion vectors, so the files are exactly the rows."""
-        delta = self.table(table)
+    def scan(self, table: str, version: int | None = None
+             ) -> tuple[ds.Dataset, list[tuple[dict[str, str | None], list[str]]]]:
+        """One version of the table (the current one unless `version`) two ways: as an Arrow
+        dataset, and as its Parquet files grouped by partition values (one group with no values
+        for an unpartitioned table). Partition values live in the log, not in the files, so a
+        reader of the files adds them per group. KAM writes no deletion vectors, so the files are
+        exactly the rows."""
+        delta = self.table(table, version)
         _note("read", table, delta.version())
         partitions = delta.metadata().partition_columns
         uris = list(delta.file_uris())
@@ -143,21 +153,33 @@ class Warehouse:
         *,
         partition_by: list[str] | None = None,
         replace_where: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> int:
         """Replace the table (or, with `replace_where`, only the matching rows) in one commit.
 
         Returns the new Delta version. Writing the same data again replaces it with equal content,
-        which is what makes a re-run for the same as-of date idempotent.
+        which is what makes a re-run for the same as-of date idempotent. `metadata` goes into the
+        commit (`commit_metadata` reads it back): what the rows were made from, atomically with them.
         """
         path = self.path(table)
         path.parent.mkdir(parents=True, exist_ok=True)
         if replace_where and self.exists(table):
-            write_deltalake(str(path), data, mode="overwrite", predicate=replace_where)
+            write_deltalake(str(path), data, mode="overwrite", predicate=replace_where,
+                            commit_properties=_properties(metadata))
         else:
             write_deltalake(
-                str(path), data, mode="overwrite", schema_mode="overwrite", partition_by=partition_by
+                str(path), data, mode="overwrite", schema_mode="overwrite", partition_by=partition_by,
+                commit_properties=_properties(metadata),
             )
         return self._committed(table)
+
+    def commit_metadata(self, table: str) -> dict[str, str]:
+        """The `metadata` the table's latest commit was written with (empty if none, or if a later
+        commit, such as a compaction, carries none)."""
+        if not self.exists(table):
+            return {}
+        latest = self.table(table).history(1)[0]
+        return {k: v for k, v in latest.items() if k.startswith(METADATA_PREFIX)}
 
     def append(self, table: str, data: pa.Table | pa.RecordBatchReader,
                partition_by: list[str] | None = None) -> int:
@@ -167,7 +189,8 @@ class Warehouse:
         write_deltalake(str(path), data, mode="append", schema_mode="merge", partition_by=partition_by)
         return self._committed(table)
 
-    def write_query(self, table: str, con, sql: str, mode: str = "overwrite") -> int:
+    def write_query(self, table: str, con, sql: str, mode: str = "overwrite",
+                    metadata: dict[str, str] | None = None) -> int:
         """Replace the table with a DuckDB query's result (or, with mode "append", add its rows) in
         one commit: DuckDB writes the Parquet file into the table's folder (its writer encodes on
         every core), the commit records it.
@@ -179,15 +202,19 @@ class Warehouse:
         types = [row[1] for row in con.execute(f"DESCRIBE {sql}").fetchall()]
         if not all(_PARQUET_SAFE.match(t) for t in types):
             rows = con.execute(sql).to_arrow_reader(256_000)
-            return self.append(table, rows) if mode == "append" else self.write(table, rows)
+            if mode == "append":
+                assert metadata is None, "metadata is for the commits that replace a table"
+                return self.append(table, rows)
+            return self.write(table, rows, metadata=metadata)
         path = self.path(table)
         path.mkdir(parents=True, exist_ok=True)
         file = path / f"part-{uuid.uuid4()}.parquet"
         con.execute(f"COPY ({sql}) TO {sql_literal(str(file))} (FORMAT parquet)")
-        return self.commit_files(table, [file], {}, mode=mode)
+        return self.commit_files(table, [file], {}, mode=mode, metadata=metadata)
 
     def commit_files(self, table: str, files: list[Path], partition: dict[str, str], *,
-                     append_only: bool = False, mode: str = "append") -> int:
+                     append_only: bool = False, mode: str = "append",
+                     metadata: dict[str, str] | None = None) -> int:
         """Commit Parquet files already written inside the table's folder, in one Delta commit.
 
         This is how extraction stays near the speed of the source's bulk export: DuckDB writes
@@ -213,12 +240,14 @@ class Warehouse:
                 str(path), DeltaSchema.from_arrow(schema), actions, mode="error",
                 partition_by=list(partition),
                 configuration={"delta.appendOnly": "true"} if append_only else None,
+                commit_properties=_properties(metadata),
             )
             return self._committed(table)
         delta = DeltaTable(str(path))
         if mode == "overwrite":  # the files are the whole table now, schema included
             delta.create_write_transaction(actions, mode="overwrite", schema=DeltaSchema.from_arrow(schema),
-                                           partition_by=list(partition) or None)
+                                           partition_by=list(partition) or None,
+                                           commit_properties=_properties(metadata))
             return self._committed(table)
         known = set(delta.schema().to_arrow().names)
         new = [f for f in schema if f.name not in known]
@@ -226,7 +255,8 @@ class Warehouse:
             delta.alter.add_columns([Field.from_arrow(f) for f in new])
             delta = DeltaTable(str(path))
         delta.create_write_transaction(
-            actions, mode="append", schema=delta.schema(), partition_by=list(partition)
+            actions, mode="append", schema=delta.schema(), partition_by=list(partition),
+            commit_properties=_properties(metadata),
         )
         return self._committed(table)
 

@@ -48,6 +48,8 @@ def test_customer_day_has_the_sums_of_its_sales_lines():
                 "CAST(unit_cost AS DECIMAL(18, 2)) AS unit_cost FROM _stg_product")
     for view in ("order_line_value", "sales_line"):
         con.execute(f"CREATE VIEW {view} AS {sql_file('marts', view)}")
+    con.execute("CREATE VIEW day_orders AS SELECT * FROM stg_order")
+    con.execute("CREATE VIEW day_lines AS SELECT * FROM order_line_value")
     got = con.execute(f"{sql_file('marts', 'customer_day')} ORDER BY ALL").fetchall()
     expected = con.execute("""
         SELECT customer_id, order_date, sum(revenue), sum(cost), sum(revenue - cost),

@@ -63,6 +63,7 @@ def test_an_incremental_night_reads_little_and_stages_what_a_full_refresh_stages
     kinds = night["extract"].details["kinds"]
     assert set(kinds.values()) == {"incremental"}, kinds
     assert set(night["stage"].details["staged"].values()) == {"incremental"}
+    assert night["build"].details["customer_day"] == "updated"  # fct_customer_day: compared below
     lines_full = full_night["extract"].rows["raw_erp__sales_order_lines"]
     lines_inc = night["extract"].rows["raw_erp__sales_order_lines"]
     changed = touched["erp.sales_order_lines"] + touched["erp.sales_order_lines (new)"]
@@ -78,6 +79,7 @@ def test_an_incremental_night_reads_little_and_stages_what_a_full_refresh_stages
     results = run_nightly(d2, fresh_settings, steps=BUILD)
     assert set(results[0].details["kinds"].values()) == {"full"}
     assert set(results[1].details["staged"].values()) == {"full"}
+    assert results[2].details["customer_day"] == "summed"
     incremental = _derived(Warehouse(settings.warehouse_path))
     full = _derived(Warehouse(fresh_settings.warehouse_path))
     assert incremental.keys() == full.keys()

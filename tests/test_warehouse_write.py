@@ -53,3 +53,24 @@ def test_types_parquet_stores_differently_take_the_arrow_path(tmp_path, con):
     warehouse.write_query("stg_x", con, "SELECT sum(i) AS total FROM range(10) t(i)")  # HUGEINT
     assert str(warehouse.read("stg_x").schema.field("total").type) == "decimal128(38, 0)"
     assert warehouse.read("stg_x").column("total").to_pylist()[0] == 45
+
+
+def test_a_commit_carries_its_metadata_until_the_next_and_earlier_versions_stay_readable(tmp_path, con):
+    from datetime import date
+
+    from pipelines.duckdb_session import Session
+
+    warehouse = Warehouse(tmp_path)
+    made_from = {"kam.built_from": '{"stg_x": 4}'}
+    first = warehouse.write_query("fct_x", con, "SELECT 1 AS n", metadata=made_from)  # DuckDB writes
+    assert warehouse.commit_metadata("fct_x") == made_from
+    # HUGEINT takes the Arrow path
+    warehouse.write_query("fct_x", con, "SELECT 2::HUGEINT AS n", metadata={"kam.built_from": "{}"})
+    assert warehouse.commit_metadata("fct_x") == {"kam.built_from": "{}"}
+    warehouse.write_query("fct_x", con, "SELECT 3 AS n")
+    assert warehouse.commit_metadata("fct_x") == {}  # a commit without it says nothing of its rows
+    assert warehouse.commit_metadata("fct_missing") == {}
+    with Session(warehouse, date(2026, 1, 1)) as session:
+        session.expose("fct_x", alias="before", version=first)
+        session.expose("fct_x", alias="now")
+        assert session.con.execute("SELECT (SELECT n FROM before), (SELECT n FROM now)").fetchone() == (1, 3)

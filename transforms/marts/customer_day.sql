@@ -4,22 +4,25 @@
 -- lines are summed per order before they meet the orders (30M lines become 8M orders at 1M
 -- customers, and no count of distinct orders is needed): customer_value, customer_activity and
 -- clv_transactions read this.
+-- Reads `day_orders` (stg_order, or the orders of the customer-days to sum again) and `day_lines`
+-- (order_line_value, or those orders' lines): pipelines/customer_day.py keeps the result as
+-- fct_customer_day and sums again only the customer-days whose orders or lines staging re-checked.
 WITH per_order AS (
     SELECT order_id, sum(revenue) AS revenue, sum(cost) AS cost, sum(revenue - cost) AS margin,
            count(*) AS lines, count(cost) AS costed_lines
-    FROM order_line_value
+    FROM day_lines
     GROUP BY order_id
 )
 SELECT
     o.customer_id,
     o.order_date,
-    sum(l.revenue) AS revenue,
-    sum(l.cost) AS cost,
-    sum(l.margin) AS margin,
+    CAST(sum(l.revenue) AS DECIMAL(18, 2)) AS revenue,
+    CAST(sum(l.cost) AS DECIMAL(18, 2)) AS cost,
+    CAST(sum(l.margin) AS DECIMAL(18, 2)) AS margin,
     CAST(sum(l.lines) AS BIGINT) AS lines,
     CAST(sum(l.costed_lines) AS BIGINT) AS costed_lines,
     count(*) AS orders
-FROM stg_order o
+FROM day_orders o
 JOIN per_order l USING (order_id)
 WHERE NOT COALESCE(o.is_cancelled, FALSE)
 GROUP BY o.customer_id, o.order_date
