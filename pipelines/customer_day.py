@@ -24,6 +24,7 @@ from collections.abc import Collection
 
 from pipelines import stage_state
 from pipelines.duckdb_session import Session, sql_file
+from pipelines.warehouse import Warehouse
 
 FACT = "fct_customer_day"
 BUILT_FROM = "kam.built_from"
@@ -97,14 +98,36 @@ def _groups_to_sum_again(session: Session, plan: dict[str, bool], summed: dict[s
     session.materialize("_day_groups", " UNION ".join(groups))
 
 
+def record(warehouse: Warehouse) -> dict | None:
+    """What the fact table's rows sum ({"recipe", "versions"}), from its latest commit."""
+    text = warehouse.commit_metadata(FACT).get(BUILT_FROM)
+    return json.loads(text) if text else None
+
+
+def carry(warehouse: Warehouse, built: dict | None, moved: dict[tuple[str, int], int]) -> None:
+    """After maintenance: compaction and vacuum commit new versions of unchanged content, of the
+    staged tables and of the fact table alike. `built` is the record read before them, `moved`
+    maps (table, version before) to the version after. The record follows the staged tables to
+    their new versions in a commit of its own (no rows), so the night after still sums again only
+    what staging re-checked; a record that was already behind is left to lapse."""
+    if built is None or not warehouse.exists(FACT):
+        return
+    versions = {}
+    for entity, version in built["versions"].items():
+        versions[entity] = None if version is None else moved.get((f"stg_{entity}", version))
+        if version is not None and versions[entity] is None:
+            return
+    if record(warehouse) != {**built, "versions": versions}:
+        warehouse.annotate(FACT, {BUILT_FROM: json.dumps({**built, "versions": versions}, sort_keys=True)})
+
+
 def materialize(session: Session, mapped: Collection[str], *, keep: bool) -> dict:
     """`customer_day` as a table of the session (stg_order and order_line_value exposed, the
     `mapped` entities from the warehouse), from the fact table where it can be; with `keep`, the
     fact table is written when it changed. Returns how it was made, for the step's details."""
     warehouse = session.warehouse
     versions = {e: warehouse.version(f"stg_{e}") if e in mapped else None for e in INPUTS}
-    record = warehouse.commit_metadata(FACT).get(BUILT_FROM)
-    built = json.loads(record) if record else None
+    built = record(warehouse)
     changes_version = warehouse.version(stage_state.CHANGES_TABLE)
     plan = update_plan(built, versions, stage_state.load(warehouse), changes_version)
     if plan is None:

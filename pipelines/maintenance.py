@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from datetime import date, timedelta
 
-from pipelines import history, stage_state
+from pipelines import customer_day, history, stage_state
 from pipelines.config import Settings
 from pipelines.results import StepResult
 from pipelines.warehouse import Warehouse
@@ -38,6 +38,7 @@ def maintain(settings: Settings, as_of: date, *, force: bool = False) -> StepRes
     hours = settings.config.warehouse.retention_days * 24
     compacted = removed = 0
     states = stage_state.load(warehouse)
+    summed = customer_day.record(warehouse)
     moved: dict[tuple[str, int], int] = {}  # (table, version before) -> version after
     for name in warehouse.tables():
         table = warehouse.table(name)
@@ -50,6 +51,7 @@ def maintain(settings: Settings, as_of: date, *, force: bool = False) -> StepRes
         moved[(name, before)] = warehouse.version(name)
         result.rows[name] = metrics.get("numFilesAdded", 0)
     _carry_stage_state(warehouse, states, moved)
+    customer_day.carry(warehouse, summed, moved)
     pruned = prune_data_docs(settings, as_of)
     result.details.update(files_compacted=compacted, files_vacuumed=removed, data_docs_pruned=pruned,
                           history_pruned=pruned_rows)

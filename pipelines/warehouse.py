@@ -181,6 +181,13 @@ class Warehouse:
         latest = self.table(table).history(1)[0]
         return {k: v for k, v in latest.items() if k.startswith(METADATA_PREFIX)}
 
+    def annotate(self, table: str, metadata: dict[str, str]) -> int:
+        """A commit that changes no rows and carries `metadata`: what `commit_metadata` says from now on."""
+        delta = self.table(table)
+        delta.create_write_transaction([], mode="append", schema=delta.schema(),
+                                       commit_properties=_properties(metadata))
+        return self._committed(table)
+
     def append(self, table: str, data: pa.Table | pa.RecordBatchReader,
                partition_by: list[str] | None = None) -> int:
         """Add rows in one commit (new columns are merged into the table's schema)."""
