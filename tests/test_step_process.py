@@ -96,17 +96,17 @@ def test_a_killed_step_process_fails_the_run_by_name_and_the_next_run_completes(
     assert [p.name for p in exports.iterdir()] == [DEMO_AS_OF]  # no partial folder left behind
     delivered = {p.relative_to(night): p.read_bytes() for p in night.rglob("*.csv")}
 
-    # The exports render in a child of their own beside the check and publish steps; when a step
-    # dies, the night delivers no files: the folder of the last complete run stays as it was.
+    # The exports render in a child of their own beside the publish step; when publish dies, the
+    # night delivers no files: the folder of the last complete run stays as it was.
     beside: list[int] = []
 
-    def kill_check(pid: int) -> None:
+    def kill_publish(pid: int) -> None:
         beside.extend(sorted(_children(pid), key=lambda child: (_started(child), child)))
-        assert len(beside) == 2, beside  # the exports' child, then the check step's
+        assert len(beside) == 2, beside  # the exports' child, then the publish step's
         os.kill(beside[1], signal.SIGKILL)
 
-    code, output = _run_until(root, "check: started", kill_check)
-    assert code == 1 and "step 'check' died without a result" in output, output
+    code, output = _run_until(root, "publish: started", kill_publish)
+    assert code == 1 and "step 'publish' died without a result" in output, output
     assert not Path(f"/proc/{beside[0]}").exists()  # the exports' child: stopped and reaped by the run
     assert [p.name for p in exports.iterdir()] == [DEMO_AS_OF]
     assert {p.relative_to(night): p.read_bytes() for p in night.rglob("*.csv")} == delivered
