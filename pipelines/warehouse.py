@@ -38,7 +38,8 @@ _PREFIX_LAYER = {"raw_": "raw", "stg_": "staging", "quarantine_": "staging", "ka
 
 @dataclass
 class Lineage:
-    """Delta versions a step read and wrote: what the run ledger records as lineage."""
+    """Delta versions a step read and wrote: what the run ledger records as lineage. A table read
+    at two versions (an earlier one to see what changed since) is recorded at the newer."""
 
     read: dict[str, int] = field(default_factory=dict)
     written: dict[str, int] = field(default_factory=dict)
@@ -61,7 +62,8 @@ def tracking() -> Iterator[Lineage]:
 def _note(kind: str, table: str, version: int) -> None:
     lineage = _LINEAGE.get()
     if lineage is not None and not table.startswith("kam_"):
-        getattr(lineage, kind)[table] = version
+        noted = getattr(lineage, kind)
+        noted[table] = max(version, noted.get(table, version))
 
 
 def _properties(metadata: dict[str, str] | None) -> CommitProperties | None:

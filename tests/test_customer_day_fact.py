@@ -3,6 +3,7 @@ lines; after every kind of night it equals customer_day summed from scratch over
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import replace
 from datetime import date, timedelta
@@ -11,6 +12,7 @@ from pipelines import customer_day, stage_state
 from pipelines.config import load_config
 from pipelines.demo.changes import simulate_day
 from pipelines.duckdb_session import Session, sql_file
+from pipelines.ledger import runs
 from pipelines.nightly import run_nightly, run_step
 from pipelines.warehouse import Warehouse
 from tests.conftest import DEMO_AS_OF
@@ -59,6 +61,9 @@ def test_customer_day_is_summed_again_only_where_staging_re_checked_and_equals_a
     fact, scratch = _fact_and_scratch(warehouse, d2)
     assert fact == scratch
     assert 0 < night[-1].details["customer_days_summed_again"] < len(fact) / 5
+    # it read stg_order at the version it summed too; the ledger's lineage names the one it built on
+    build = next(r for r in runs(warehouse, limit=1) if r["step"] == "build")
+    assert json.loads(build["versions_read"])["stg_order"] == warehouse.version("stg_order") > 0
 
     # Maintenance compacts and vacuums every table (new versions, the same rows): the record follows
     # the staged tables, so the next night still sums again only what staging re-checked.
