@@ -184,11 +184,12 @@ class Warehouse:
         return {k: v for k, v in latest.items() if k.startswith(METADATA_PREFIX)}
 
     def annotate(self, table: str, metadata: dict[str, str]) -> int:
-        """A commit that changes no rows and carries `metadata`: what `commit_metadata` says from now on."""
+        """A commit that changes no rows and carries `metadata`: what `commit_metadata` says from now
+        on. Not lineage (no data changes), as compaction and vacuum are not."""
         delta = self.table(table)
         delta.create_write_transaction([], mode="append", schema=delta.schema(),
                                        commit_properties=_properties(metadata))
-        return self._committed(table)
+        return self.table(table).version()
 
     def append(self, table: str, data: pa.Table | pa.RecordBatchReader,
                partition_by: list[str] | None = None) -> int:
