@@ -68,7 +68,7 @@ def update_plan(built: dict | None, versions: dict[str, int | None],
     return plan
 
 
-def _sum(session: Session, orders: str | None = None) -> str:
+def summed_sql(session: Session, orders: str | None = None) -> str:
     """customer_day.sql over every staged order, or over the orders of table `orders` and their lines."""
     if orders is None:
         session.con.execute("CREATE OR REPLACE TEMP VIEW day_orders AS SELECT * FROM stg_order")
@@ -84,12 +84,9 @@ def _groups_to_sum_again(session: Session, plan: dict[str, bool], summed: dict[s
     """`_day_groups`: the customer-days to sum again — those of every order whose row or one of
     whose lines staging re-checked, where the order is now and where it was (an order can move to
     another customer or day)."""
-    parts = []
-    if plan["order_line"]:
-        parts.append("SELECT k0 AS order_id FROM _stage_changes WHERE entity = 'order_line'")
-    if plan["order"]:
-        parts.append("SELECT k0 AS order_id FROM _stage_changes WHERE entity = 'order'")
-    session.materialize("_day_touched_orders", " UNION ".join(parts))
+    touched = ", ".join(f"'{entity}'" for entity, rechecked in plan.items() if rechecked)
+    session.materialize("_day_touched_orders",
+                        f"SELECT DISTINCT k0 AS order_id FROM _stage_changes WHERE entity IN ({touched})")
     groups = ["SELECT customer_id, order_date FROM stg_order WHERE order_id IN "
               "(SELECT order_id FROM _day_touched_orders)"]
     if plan["order"]:
@@ -118,8 +115,9 @@ def carry(warehouse: Warehouse, built: dict | None, moved: dict[tuple[str, int],
         versions[entity] = None if version is None else moved.get((f"stg_{entity}", version))
         if version is not None and versions[entity] is None:
             return
-    if record(warehouse) != {**built, "versions": versions}:
-        warehouse.annotate(FACT, {BUILT_FROM: json.dumps({**built, "versions": versions}, sort_keys=True)})
+    carried = {**built, "versions": versions}
+    if record(warehouse) != carried:
+        warehouse.annotate(FACT, {BUILT_FROM: json.dumps(carried, sort_keys=True)})
 
 
 def materialize(session: Session, mapped: Collection[str], *, keep: bool) -> dict:
@@ -132,7 +130,7 @@ def materialize(session: Session, mapped: Collection[str], *, keep: bool) -> dic
     changes_version = warehouse.version(stage_state.CHANGES_TABLE)
     plan = update_plan(built, versions, stage_state.load(warehouse), changes_version)
     if plan is None:
-        session.materialize("customer_day", _sum(session))
+        session.materialize("customer_day", summed_sql(session))
         how = {"customer_day": "summed"}
     elif not any(plan.values()):
         session.expose(FACT, alias="_day_kept")
@@ -144,7 +142,7 @@ def materialize(session: Session, mapped: Collection[str], *, keep: bool) -> dic
         same_group = " AND ".join(f"g.{c} IS NOT DISTINCT FROM o.{c}" for c in GROUP)
         session.materialize("_day_orders",
                             f"SELECT o.* FROM stg_order o SEMI JOIN _day_groups g ON {same_group}")
-        again = _sum(session, "_day_orders")
+        again = summed_sql(session, "_day_orders")
         session.expose(FACT, alias="_day_kept")
         session.materialize("customer_day", "SELECT o.* FROM _day_kept o "
                                             f"ANTI JOIN _day_groups g ON {same_group} UNION ALL ({again})")

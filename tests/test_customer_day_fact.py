@@ -27,7 +27,7 @@ def _fact_and_scratch(warehouse: Warehouse, as_of: date) -> tuple[list, list]:
         for entity in customer_day.INPUTS:
             session.expose(f"stg_{entity}")
         session.con.execute(f"CREATE TEMP VIEW order_line_value AS {sql_file('marts', 'order_line_value')}")
-        scratch = session.con.execute(f"{customer_day._sum(session)} ORDER BY ALL").fetchall()
+        scratch = session.con.execute(f"{customer_day.summed_sql(session)} ORDER BY ALL").fetchall()
         session.expose(customer_day.FACT, alias="fact")
         fact = session.con.execute("SELECT * FROM fact ORDER BY ALL").fetchall()
     return fact, scratch
