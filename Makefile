@@ -12,6 +12,8 @@ AIRFLOW_HOME  ?= $(CURDIR)/.airflow
 CUSTOMERS     ?= 10000
 AS_OF         ?= 2026-11-22
 PYTEST_ARGS   ?=
+# two test processes, a test file each at a time (its module fixtures run once): CI has 2 cores
+PYTEST_WORKERS ?= 2
 
 # `setup` syncs .venv from the lock, so the other targets run in it as it is.
 UV     := $(TOOLS)/bin/uv
@@ -34,7 +36,7 @@ APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-re
 help: ## list the targets
 	@echo "KAM make targets:"
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-9s %s\n", $$1, $$2}'
-	@echo "Variables: PYTHON=$(PYTHON) PYTEST_ARGS='...' CUSTOMERS=$(CUSTOMERS) AS_OF=$(AS_OF)"
+	@echo "Variables: PYTHON=$(PYTHON) PYTEST_ARGS='...' PYTEST_WORKERS=$(PYTEST_WORKERS) CUSTOMERS=$(CUSTOMERS) AS_OF=$(AS_OF)"
 
 setup: $(TOOLS)/.uv-$(UV_VERSION) ## install uv into .tools, then the locked environment into .venv
 	$(UV) sync --frozen --all-extras --python $(PYTHON)
@@ -101,7 +103,7 @@ compose: ## install a docker compose CLI from Debian if missing (the compose-fil
 	$(APT) install docker-compose
 
 test: setup postgres chromium compose ## set up, then run the whole test suite (PYTEST_ARGS='-k x' passes through)
-	$(UV_RUN) pytest $(PYTEST_ARGS)
+	$(UV_RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 demo: setup ## set up, generate the demo sources and run the nightly job on them
 	$(UV_RUN) kam demo-data --customers $(CUSTOMERS) --as-of $(AS_OF)

@@ -6,9 +6,14 @@ imports at module level (import them inside the fixture that needs them).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+
+# pytest-xdist sets COLUMNS=80 in its workers, and rich fixes a console's width when it is created
+# (pipelines.cli's, at import): the tests that read the CLI's tables set COLUMNS per invocation.
+os.environ.pop("COLUMNS", None)
 
 try:  # the project root is on sys.path (editable install, or tests/ is a package)
     from tests.postgres_server import PostgresServer, PostgresUnavailable, start_postgres
