@@ -52,7 +52,8 @@ def _export_rows(session: Session, settings: Settings, as_of: date) -> int:
     # a table of the database, not of this connection (TEMP): the cursors that write in parallel see it
     session.con.execute(f"""CREATE OR REPLACE TABLE main.export_rows AS
         WITH because AS (
-            SELECT customer_id, string_agg(product_line || ': ' || because, ' | ' ORDER BY rank)
+            SELECT customer_id, array_to_string(list_transform(  -- by rank (see crm_account_publish.sql)
+                       list_sort(list({{'r': rank, 'p': product_line || ': ' || because}})), x -> x.p), ' | ')
                    AS next_best_because
             FROM account_next_best WHERE as_of_date = getvariable('as_of') GROUP BY 1
         ),

@@ -19,6 +19,7 @@ import pytest
 
 from pipelines.config import load_config
 from pipelines.nightly import run_nightly
+from pipelines.warehouse import Warehouse
 from tests.browser import dump_dom, screenshot
 from tests.png import colour_counts, read_png
 
@@ -122,6 +123,21 @@ def test_exports_per_owner_and_for_everyone_in_csv_and_excel(demo_night):
                    "next_best_because"):
         assert column in everyone[0]
     assert any(r["next_best"] for r in everyone) and any(r["alerts"] for r in everyone)
+    # offers in rank order, alerts in alphabetical order: as the marts hold them tonight
+    warehouse = Warehouse(settings.warehouse_path)
+    offers, alerts = {}, {}
+    for row in sorted(warehouse.read("account_next_best").to_pylist(), key=lambda r: r["rank"]):
+        if row["as_of_date"] == NEXT:
+            offers.setdefault(row["customer_id"], []).append((row["product_line"], row["because"]))
+    for row in warehouse.read("customer_alert").to_pylist():
+        if row["as_of_date"] == NEXT:
+            alerts.setdefault(row["customer_id"], []).append(row["alert"])
+    assert any(len(o) > 1 for o in offers.values()) and any(len(a) > 1 for a in alerts.values())
+    for r in everyone:
+        theirs = offers.get(r["customer_id"], [])
+        assert r["next_best"] == "; ".join(line for line, _ in theirs), r
+        assert r["next_best_because"] == " | ".join(f"{line}: {why}" for line, why in theirs), r
+        assert r["alerts"] == "; ".join(sorted(alerts.get(r["customer_id"], []))), r
     for stem in (s for s in written if s.startswith("by_owner/")):  # written in parallel, by row range
         with open(folder / f"{stem}.csv", newline="") as f:
             theirs = list(csv.DictReader(f))
