@@ -111,8 +111,9 @@ def run_measured(args: list[str], cwd: Path, env: dict, log, tree: dict | None =
     """Wall seconds and peak RSS (MiB) of the largest process of the run (the process or one of
     its children); with `tree`, also the process tree's sampled peaks (`tree_rss_mib`, `tree_pss_mib`)
     and its CPU seconds (`cpu_seconds`: user + system of the process and every child it waited for,
-    not the PostgreSQL server's). On a shared 2-core machine wall time moves with the neighbours by
-    more than a change of a few seconds; CPU seconds move less."""
+    not the PostgreSQL server's). On a shared 2-core machine wall time moves with the machine's
+    other load by more than a change of a few seconds (benchmarks/README.md); CPU seconds leave out
+    the time KAM's processes spent waiting for a core."""
     started = time.perf_counter()
     proc = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
     sampler = TreeMemory(proc.pid) if tree is not None else None
