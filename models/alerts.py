@@ -43,11 +43,13 @@ def customer_alerts(frame: pd.DataFrame, *, top_tiers: Sequence[str],
         for each of a million customers to keep a few thousand took most of a build at 1M."""
         rows = np.flatnonzero(np.asarray(mask, dtype=bool))
         if len(rows):
-            out.append(pd.DataFrame({"customer_id": f["customer_id"].to_numpy()[rows],
+            out.append(pd.DataFrame({"customer_id": col("customer_id", rows),
                                      "alert": alert, "reason": np.asarray(reasons(rows), dtype=object)}))
 
-    def col(name):
-        return f[name].to_numpy()
+    def col(name, rows):
+        """The column at the row positions `rows` (a text column of a million rows made into
+        Python strings whole took 0.15 s per rule)."""
+        return f[name].iloc[rows].to_numpy()
 
     def num(name):
         return f[name].to_numpy(dtype=float, na_value=np.nan)
@@ -67,7 +69,7 @@ def customer_alerts(frame: pd.DataFrame, *, top_tiers: Sequence[str],
         emit("declining", mask, lambda r: [
             f"was {t} on the 12 months before; last 12 months revenue {_money(a)} vs {_money(b)} "
             f"({rc:+.0%}), orders {oa:.0f} vs {ob:.0f} ({oc:+.0%})"
-            for t, a, b, rc, oa, ob, oc in zip(col("baseline_tier")[r], now[r], before[r],
+            for t, a, b, rc, oa, ob, oc in zip(col("baseline_tier", r), now[r], before[r],
                                                revenue_change[r], orders_now[r], orders_before[r],
                                                orders_change[r], strict=True)])
     if at_risk_probability is not None:
@@ -76,7 +78,7 @@ def customer_alerts(frame: pd.DataFrame, *, top_tiers: Sequence[str],
         mask = f["tier"].isin(tiers).to_numpy() & (alive < at_risk_probability)
         emit("at_risk", mask, lambda r: [
             f"{t} customer, probability still active {p:.0%} (below {at_risk_probability:.0%})"
-            for t, p in zip(col("tier")[r], alive[r], strict=True)])
+            for t, p in zip(col("tier", r), alive[r], strict=True)])
     if complaints is not None:
         n = num("complaints_12m")
         emit("repeat_complainer", n >= complaints,
@@ -97,7 +99,7 @@ def customer_alerts(frame: pd.DataFrame, *, top_tiers: Sequence[str],
         mask = f["tier"].isin(tiers).to_numpy() & (lines >= 1) & (lines <= narrow_max_lines)
         emit("narrow_buyer", mask, lambda r: [
             f"{t} customer buying from only {k:.0f} product line(s) in the last 12 months"
-            for t, k in zip(col("tier")[r], np.nan_to_num(lines[r]), strict=True)])
+            for t, k in zip(col("tier", r), np.nan_to_num(lines[r]), strict=True)])
     if not out:
         return pd.DataFrame({"customer_id": pd.Series(dtype=object), "alert": pd.Series(dtype=object),
                              "reason": pd.Series(dtype=object)})
