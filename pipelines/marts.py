@@ -57,8 +57,8 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
 
         values = session.con.execute(sql_file("marts", "customer_value")).to_arrow_table()
         values, clv_info, clv_kept = value_marts.add_value(session, settings, values)
-        values = value_marts.add_tiers(values, settings,
-                                         value_marts.previous_tiers(session, values.column("customer_id")), as_of)
+        previous = value_marts.previous_tiers(session, values.column("customer_id"))
+        values = value_marts.add_tiers(values, settings, previous, as_of)
         values = values.sort_by([("tier_rank", "ascending")])
         session.con.register("customer_value", values)
         session.warehouse.write("customer_value", values)
