@@ -21,6 +21,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -96,6 +97,20 @@ def changed_keys_only(state: StagedFrom | None, stg_version: int | None, changes
     return (state is not None and state.merged_from is not None and state.unique_at == state.merged_from
             and state.stg_version == stg_version and state.changes_version is not None
             and state.changes_version == changes_version)
+
+
+def rechecked_rows_file(warehouse: Warehouse, state: StagedFrom | None,
+                        stg_version: int | None) -> Path | None:
+    """The file holding exactly the staged rows of the keys tonight's merge re-checked, while the
+    staged table is still the version that merge rewrote: staging writes them as the last part of
+    its rewrite (`Warehouse.write_parts`). None after an append or no change (the rows are spread
+    over the table's files; the latest commit may be an earlier night's rewrite), a rebuild, or any
+    later commit."""
+    if (state is None or state.merged_from is None or state.merged_to is None
+            or state.merged_to == state.merged_from or state.merged_to != stg_version):
+        return None
+    files = warehouse.part_files(f"stg_{state.entity}")
+    return files[-1] if files is not None and len(files) == 2 else None
 
 
 def reconciled(previous: StagedFrom, snap: Snapshot) -> bool:

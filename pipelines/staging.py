@@ -321,11 +321,14 @@ def _merge_staged(session: Session, table: str, replaced: str, checked_good: str
     gains the new rows (an append of a few, not a rewrite of millions: at 1M the invoices, payments
     and returns only gain rows that left quarantine, and four tables do not change at all). A
     changed or removed row rewrites the whole table: without deletion vectors, which delta-rs
-    cannot write, that is the only way to drop rows from files holding millions."""
+    cannot write, that is the only way to drop rows from files holding millions. The rewrite puts
+    the re-checked keys' rows in a file of their own, the last of the commit's parts
+    (`Warehouse.write_parts`): validate reads them from it (`rechecked_rows_file`)."""
     lost = session.con.execute(
         f'SELECT count(*) FROM (SELECT * FROM "{replaced}" EXCEPT ALL {checked_good})').fetchone()[0]
+    if lost and session.warehouse.write_parts(table, session.con, [kept, checked_good]) is None:
+        session.write(table, f"{kept} UNION ALL {checked_good}")  # types differ: one file, as they unite
     if lost:
-        session.write(table, f"{kept} UNION ALL {checked_good}")
         return
     added = f'({checked_good}) EXCEPT ALL (SELECT * FROM "{replaced}")'
     if session.con.execute(f"SELECT count(*) FROM ({added})").fetchone()[0]:

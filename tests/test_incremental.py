@@ -381,9 +381,12 @@ def test_staging_stays_incremental_when_validation_holds_rows_between_nights(dem
     assert set(second["stage"].details["staged"].values()) == {"incremental"}
 
 
+def _report(result) -> dict[str, dict]:
+    return json.loads((Path(result.details["quality_dir"]) / "validate.json").read_text())["entities"]
+
+
 def _unique_checked(result) -> dict[str, dict[str, int]]:
-    report = json.loads((Path(result.details["quality_dir"]) / "validate.json").read_text())
-    return {entity: r["unique_checked"] for entity, r in report["entities"].items()}
+    return {entity: r["unique_checked"] for entity, r in _report(result).items()}
 
 
 def test_validate_checks_the_merged_keys_only_and_still_finds_a_duplicate_a_merge_made(demo_workspace):
@@ -406,6 +409,8 @@ def test_validate_checks_the_merged_keys_only_and_still_finds_a_duplicate_a_merg
     changes = warehouse.read(stage_state.CHANGES_TABLE).to_pandas()
     merged = changes[changes["entity"] == "order_line"]
     assert 0 < checked["order_line"]["keys"] == len(merged) < lines / 20
+    # the merge rewrote the order lines (lines changed) with the re-checked ones in their own file
+    assert _report(second["validate"])["order_line"]["merged_rows_read_by"] == "staging's file"
 
     run_step("maintain", d2, settings, force=True)  # new versions of the same content
     simulate_day(_urls(demo_workspace), d3, share=0.01, seed=6)
@@ -427,7 +432,9 @@ def test_validate_checks_the_merged_keys_only_and_still_finds_a_duplicate_a_merg
         run_step("validate", d3, settings)
     assert f"1 keys occur more than once in stg_order_line, e.g. {order_id}/{line_no}" in str(failure.value)
     [report] = (settings.warehouse_path / "quality").glob(f"{d3}*/validate.json")
-    assert set(json.loads(report.read_text())["entities"]["order_line"]["unique_checked"]) == {"keys"}
+    order_lines = json.loads(report.read_text())["entities"]["order_line"]
+    assert set(order_lines["unique_checked"]) == {"keys"}
+    assert order_lines["merged_rows_read_by"] == "semi join"  # the table moved on from the merge's parts
 
 
 # ------------------------------------------------------------------------------ schema drift

@@ -74,3 +74,26 @@ def test_a_commit_carries_its_metadata_until_the_next_and_earlier_versions_stay_
         session.expose("fct_x", alias="before", version=first)
         session.expose("fct_x", alias="now")
         assert session.con.execute("SELECT (SELECT n FROM before), (SELECT n FROM now)").fetchone() == (1, 3)
+
+
+def test_parts_are_one_commit_with_a_file_each_named_in_order(tmp_path, con):
+    """write_parts: staging's merge writes the rows it kept and tonight's re-checked rows as two
+    files of one commit, so validate can read tonight's rows alone (`part_files`)."""
+    warehouse = Warehouse(tmp_path)
+    first = warehouse.write_query("stg_x", con, QUERY)
+    kept = f"SELECT * FROM ({QUERY}) WHERE n >= 100"
+    tonight = f"SELECT * FROM ({QUERY}) WHERE n < 100"
+    version = warehouse.write_parts("stg_x", con, [kept, tonight])
+    assert version == first + 1
+    assert warehouse.read("stg_x").sort_by("n").equals(con.execute(QUERY).to_arrow_table().sort_by("n"))
+    files = warehouse.part_files("stg_x")
+    assert [f.parent for f in files] == [warehouse.path("stg_x")] * 2
+    tonight_rows = con.execute(f"SELECT n FROM read_parquet('{files[1]}')").fetchall()
+    assert sorted(tonight_rows) == [(i,) for i in range(100)]
+    assert con.execute(f"SELECT count(*) FROM read_parquet('{files[0]}')").fetchone()[0] == 49_900
+    # columns that differ between the parts: nothing written, the caller unites them itself
+    retyped = f"SELECT * REPLACE (n::INTEGER AS n) FROM ({tonight})"
+    assert warehouse.write_parts("stg_x", con, [kept, retyped]) is None
+    assert warehouse.table("stg_x").version() == version
+    warehouse.write_query("stg_x", con, tonight)
+    assert warehouse.part_files("stg_x") is None  # a later commit: the parts are no longer the table

@@ -30,6 +30,7 @@ import pyarrow as pa
 from pipelines import stage_state
 from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES, build_order
 from pipelines.config import Settings
+from pipelines.duck import sql_literal
 from pipelines.duckdb_session import Session
 from pipelines.ledger import new_run_id, runs
 from pipelines.quality.suites import (
@@ -132,13 +133,25 @@ def _changed_keys(session: Session, entity: str, view: str) -> str:
     return f"_changed_{entity}"
 
 
-def _merged_rows(session: Session, entity: str, view: str, changed: str) -> str:
-    """The rows of `view` whose key tonight's merge re-checked, as a table: one semi join, which
-    the unique-key check groups (at 1M customers 1.0 s against 3.4 s for grouping the 30M order
-    lines) and Great Expectations takes its slice from."""
+def _merged_rows(session: Session, entity: str, view: str, changed: str,
+                 file: Path | None = None) -> tuple[str, str]:
+    """The rows of `view` whose key tonight's merge re-checked, as a table, which the unique-key
+    check groups (at 1M customers 1.0 s against 3.4 s for grouping the 30M order lines) and Great
+    Expectations takes its slice from. `file`: staging's file of exactly those rows
+    (`stage_state.rechecked_rows_file`), read when it has the view's columns — the view must hold
+    every staged row (nothing failed tonight); else one semi join of the view with the keys
+    (order lines: 0.3M rows read against 30M scanned, 1.2 s at 1M). Returns the table and which
+    way it was read."""
+    name = f"_merged_{entity}"
+    if file is not None and file.exists():
+        rows = f"SELECT * FROM read_parquet({sql_literal(str(file))})"
+        if session.con.execute(f"DESCRIBE {rows}").fetchall() == session.con.execute(
+                f'DESCRIBE SELECT * FROM "{view}"').fetchall():
+            session.materialize(name, rows)
+            return name, "staging's file"
     same = " AND ".join(f"k._k{i} = v.{q(c)}" for i, c in enumerate(ENTITIES[entity].key))
-    session.materialize(f"_merged_{entity}", f'SELECT v.* FROM "{view}" v SEMI JOIN "{changed}" k ON {same}')
-    return f"_merged_{entity}"
+    session.materialize(name, f'SELECT v.* FROM "{view}" v SEMI JOIN "{changed}" k ON {same}')
+    return name, "semi join"
 
 
 def _gx_frame(session: Session, view: str, rows: int, limit: int, merged: str | None = None,
@@ -289,7 +302,10 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
             entity_failures += [f"{entity}: table-level: {p}" for p in schema]
             unique = None
             # what the unique-key check grouped: every row, or the keys tonight's merge re-checked
-            merged = _merged_rows(session, entity, f"_passed_{entity}", changed) if changed else None
+            rechecked = (stage_state.rechecked_rows_file(warehouse, recorded, before[0])
+                         if changed and not failed else None)
+            merged, merged_from = (_merged_rows(session, entity, f"_passed_{entity}", changed, rechecked)
+                                   if changed else (None, None))
             unique_checked = session.count(changed) if changed else passed
             for e in suite:
                 if e.kind == "unique" and not schema:
@@ -357,6 +373,7 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                 "rows_in": rows_in, "passed": passed, "quarantined": quarantined,
                 "held_by_staging": held - failed, "held_by_validate": failed,
                 "unique_checked": {"keys" if changed else "rows": unique_checked},
+                "merged_rows_read_by": merged_from,
                 "quarantined_share": round(share, 6), "volume_change": volume,
                 "previous_rows_in": previous, "newest": newest,
                 "reasons": [{"reason_code": c, "expectation": e, "rows": n, "examples": ex}
