@@ -75,24 +75,36 @@ def _reasons(cases: list[str]) -> str:
     return f"NULLIF(concat_ws('; ', {', '.join(cases)}), '')" if cases else "CAST(NULL AS VARCHAR)"
 
 
-def checked_entity_sql(entity: str, mapping: EntityMapping, raw_view: str, staged: set[str]) -> str:
-    """All rows of an entity with `_reject_reason` NULL for good rows, the first failure otherwise."""
+def checked_entity_sql(entity: str, mapping: EntityMapping, raw_view: str, staged: set[str], *,
+                       few_rows: bool = False) -> str:
+    """All rows of an entity with `_reject_reason` NULL for good rows, the first failure otherwise.
+
+    `few_rows`: the raw rows are a night's re-checked keys, not the whole table, so each foreign
+    key is looked up among the parent keys those rows name (a semi join probing the parent's key
+    column) rather than in a hash table of every staged parent key: at 1M customers the shipments'
+    0.17M rows against 8.8M order ids. The same rows come out (staged keys are never NULL)."""
     spec = ENTITIES[entity]
     columns = list(spec.columns)
     rules = sql_file("staging", f"stg_{entity}") or "SELECT *, CAST(NULL AS VARCHAR) AS _rule FROM typed"
     key = ", ".join(_q(k) for k in spec.key)
     order = [f"{_q(spec.version_column)} DESC NULLS LAST"] if spec.version_column else []
     order += [f"{_q(c)} NULLS LAST" for c in columns]
+
+    def parent_keys(col: str, parent: str, pcol: str) -> str:
+        keys = f"SELECT {_q(pcol)} FROM {_q('stg_' + parent)}"
+        return keys + (f" WHERE {_q(pcol)} IN (SELECT {_q(col)} FROM typed)" if few_rows else "")
+
     fk_checks = [
         f"CASE WHEN r.{_q(col)} IS NOT NULL AND r.{_q(col)} NOT IN "
-        f"(SELECT {_q(pcol)} FROM {_q('stg_' + parent)}) THEN 'unknown {col}' END"
+        f"({parent_keys(col, parent, pcol)}) THEN 'unknown {col}' END"
         for col, parent, pcol in FOREIGN_KEYS.get(entity, [])
         if parent in staged
     ]
     duplicate = "CASE WHEN r._dup > 1 THEN 'duplicate of a newer row' END"
     reasons = ["r._problem", "r._rule", duplicate, *fk_checks]
+    typed = "typed AS MATERIALIZED" if few_rows and fk_checks else "typed AS"
     return f"""
-WITH typed AS ({typed_projection_sql(entity, mapping, raw_view)}),
+WITH {typed} ({typed_projection_sql(entity, mapping, raw_view)}),
 ruled AS ({rules}),
 ranked AS (
     SELECT *,
@@ -520,7 +532,7 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
     snapshot_rows = rows.view(session, f"_pulled_snapshot_{entity}", full_rows=f"_pulled_full_{entity}")
     wanted = pulled_rows_sql(snapshot_rows, f"_keys_{entity}", probes)
     session.con.execute(f'CREATE OR REPLACE TEMP VIEW "_pulled_{entity}" AS {wanted}')
-    checked = checked_entity_sql(entity, mapping, f"_pulled_{entity}", staged)
+    checked = checked_entity_sql(entity, mapping, f"_pulled_{entity}", staged, few_rows=True)
     session.materialize(f"_checked_{entity}", checked)
     columns = ", ".join(_q(c) for c in spec.columns)
     old_columns = ", ".join("o." + _q(c) for c in spec.columns)
