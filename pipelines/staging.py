@@ -338,9 +338,9 @@ def _merge_staged(session: Session, table: str, replaced: str, checked_good: str
     (`Warehouse.write_parts`): validate reads them from it (`rechecked_rows_file`)."""
     lost = session.con.execute(
         f'SELECT count(*) FROM (SELECT * FROM "{replaced}" EXCEPT ALL {checked_good})').fetchone()[0]
-    if lost and session.warehouse.write_parts(table, session.con, [kept, checked_good]) is None:
-        session.write(table, f"{kept} UNION ALL {checked_good}")  # types differ: one file, as they unite
     if lost:
+        if session.warehouse.write_parts(table, session.con, [kept, checked_good]) is None:
+            session.write(table, f"{kept} UNION ALL {checked_good}")  # types differ: one file, as they unite
         return
     added = f'({checked_good}) EXCEPT ALL (SELECT * FROM "{replaced}")'
     if session.con.execute(f"SELECT count(*) FROM ({added})").fetchone()[0]:

@@ -229,7 +229,7 @@ class Warehouse:
         metadata, `part_files` reads them back); returns the version, or None, writing nothing,
         when the queries' columns differ or are not all types DuckDB writes as `write` would.
         A reader can then find one part's rows in its file alone: staging's merge writes tonight's
-        re-checked rows apart from the rows it kept, and validate reads those 0.3M order lines
+        re-checked rows apart from the rows it kept, and validate reads those 0.84M order lines
         instead of scanning 30M for their keys."""
         described = [con.execute(f"DESCRIBE {sql}").fetchall() for sql in parts]
         columns = [[(row[0], row[1]) for row in d] for d in described]

@@ -140,8 +140,8 @@ def _merged_rows(session: Session, entity: str, view: str, changed: str,
     Expectations takes its slice from. `file`: staging's file of exactly those rows
     (`stage_state.rechecked_rows_file`), read when it has the view's columns — the view must hold
     every staged row (nothing failed tonight); else one semi join of the view with the keys
-    (order lines: 0.3M rows read against 30M scanned, 1.2 s at 1M). Returns the table and which
-    way it was read."""
+    (order lines: 0.84M rows read against 30M scanned for their keys, 1.3 s at 1M). Returns the
+    table and which way it was read."""
     name = f"_merged_{entity}"
     if file is not None and file.exists():
         rows = f"SELECT * FROM read_parquet({sql_literal(str(file))})"
