@@ -60,10 +60,14 @@ def registered(warehouse: Warehouse, raw_table: str | None = None) -> list[Batch
     return sorted(found, key=lambda b: (b.extract_date, b.raw_version))
 
 
-def known_on(warehouse: Warehouse, raw_table: str, as_of: date) -> list[Batch]:
-    """Batches of a raw table extracted on or before the as-of date, oldest first."""
+def known_on(warehouse: Warehouse, raw_table: str, as_of: date,
+             registry: list[Batch] | None = None) -> list[Batch]:
+    """Batches of a raw table extracted on or before the as-of date, oldest first; from `registry`
+    (`registered(warehouse)`, read once for every table of a step) when given."""
     day = as_of.isoformat()
-    return [b for b in registered(warehouse, raw_table) if b.extract_date <= day]
+    found = registered(warehouse, raw_table) if registry is None else [
+        b for b in registry if b.raw_table == raw_table]
+    return [b for b in found if b.extract_date <= day]
 
 
 @dataclass(frozen=True)

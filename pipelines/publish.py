@@ -148,14 +148,15 @@ def exact_columns(tolerance: dict[str, Tolerance]) -> list[str]:
 
 
 def desired_rows(settings: Settings, as_of: date) -> pa.Table:
-    """crm_account_publish for the as-of date, with its row hash (transforms/marts)."""
+    """crm_account_publish for the as-of date, with its row hash (transforms/marts), in no
+    particular order: the plan joins it by key and sorts what it writes (sorting the 951,243 rows
+    at 1M cost 0.5-0.7 s of the 2.4 s this takes)."""
     warehouse = Warehouse(settings.warehouse_path)
     hashed = exact_columns(settings.config.publish.tolerance if settings.config.publish else {})
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         expose_publish_rows(session)
         return session.con.execute(
-            f"SELECT *, {_hash_sql(hashed)} AS row_hash FROM crm_account_publish d ORDER BY {KEY}"
-        ).to_arrow_table()
+            f"SELECT *, {_hash_sql(hashed)} AS row_hash FROM crm_account_publish d").to_arrow_table()
 
 
 # --- the plan ------------------------------------------------------------------------------------

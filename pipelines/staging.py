@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from pipelines import stage_state
-from pipelines.batches import known_on, snapshot
+from pipelines.batches import Snapshot, known_on, registered, snapshot
 from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES, build_order
 from pipelines.config import ColumnSource, ConfigError, EntityMapping, Settings
 from pipelines.duck import sql_identifier as _q
@@ -175,16 +175,18 @@ class RawSnapshot:
         return alias
 
 
-def prepare_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of: date) -> RawSnapshot:
+def prepare_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of: date,
+                     snap: Snapshot | None = None) -> RawSnapshot:
     """The raw rows that make up the entity's source table on the as-of date (see `RawSnapshot`).
 
     The snapshot is the last full batch plus the increments after it: per source key only the rows
     of the newest batch count (an updated row supersedes its older versions, which are history,
     not duplicates), and keys absent from a later key reconciliation are deletions. Rows that
     share a key within one batch all stay, so staging still quarantines real duplicates.
+    `snap` is the entity's snapshot of batches when the caller has it (read here otherwise).
     """
     raw = raw_table_for(entity, mapping)
-    snap = snapshot(known_on(session.warehouse, raw.warehouse_name, as_of))
+    snap = snap or snapshot(known_on(session.warehouse, raw.warehouse_name, as_of))
     if snap is None:
         raise RuntimeError(
             f"{raw.warehouse_name} has no full extract on or before {as_of}; "
@@ -597,11 +599,12 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         staged: set[str] = set()
         incremental: set[str] = set()
+        registry = registered(warehouse)  # every raw table's batches, read once
         for entity in build_order(mapped):
             mapping = settings.config.entities[entity]
             raw_name = raw_table_for(entity, mapping).warehouse_name
-            snap = snapshot(known_on(warehouse, raw_name, as_of))
-            rows = prepare_snapshot(session, entity, mapping, as_of)
+            snap = snapshot(known_on(warehouse, raw_name, as_of, registry))
+            rows = prepare_snapshot(session, entity, mapping, as_of, snap)
             raw = rows.view(session, f"_raw_{entity}")
             available = [c[0] for c in session.con.execute(f'DESCRIBE "{raw}"').fetchall()]
             _check_mapped_columns(settings, entity, mapping, raw, available)

@@ -76,4 +76,3 @@ LEFT JOIN credit c USING (customer_id)
 LEFT JOIN alerts a USING (customer_id)
 LEFT JOIN offers o USING (customer_id)
 LEFT JOIN last_change lc USING (customer_id)
-ORDER BY t.crm_account_id
