@@ -217,11 +217,8 @@ class Warehouse:
                 assert metadata is None, "metadata is for the commits that replace a table"
                 return self.append(table, rows)
             return self.write(table, rows, metadata=metadata)
-        path = self.path(table)
-        path.mkdir(parents=True, exist_ok=True)
-        file = path / f"part-{uuid.uuid4()}.parquet"
-        con.execute(f"COPY ({sql}) TO {sql_literal(str(file))} (FORMAT parquet)")
-        return self.commit_files(table, [file], {}, mode=mode, metadata=metadata)
+        return self.commit_files(table, [self._parquet_file(table, con, sql)], {}, mode=mode,
+                                 metadata=metadata)
 
     def write_parts(self, table: str, con, parts: list[str]) -> int | None:
         """Replace the table with the rows of several DuckDB queries of one schema, each in its own
@@ -235,13 +232,18 @@ class Warehouse:
         columns = [[(row[0], row[1]) for row in d] for d in described]
         if any(c != columns[0] for c in columns) or not all(_PARQUET_SAFE.match(t) for _, t in columns[0]):
             return None
-        path = self.path(table)
-        path.mkdir(parents=True, exist_ok=True)
-        files = [path / f"part-{uuid.uuid4()}.parquet" for _ in parts]
-        for sql, file in zip(parts, files, strict=True):
-            con.execute(f"COPY ({sql}) TO {sql_literal(str(file))} (FORMAT parquet)")
+        files = [self._parquet_file(table, con, sql) for sql in parts]
         return self.commit_files(table, files, {}, mode="overwrite",
                                  metadata={PARTS: json.dumps([f.name for f in files])})
+
+    def _parquet_file(self, table: str, con, sql: str) -> Path:
+        """A DuckDB query's rows in a new Parquet file in the table's folder, for a commit to
+        record (a file no commit records is left to vacuum)."""
+        path = self.path(table)
+        path.mkdir(parents=True, exist_ok=True)
+        file = path / f"part-{uuid.uuid4()}.parquet"
+        con.execute(f"COPY ({sql}) TO {sql_literal(str(file))} (FORMAT parquet)")
+        return file
 
     def part_files(self, table: str) -> list[Path] | None:
         """The files of the parts of the table's latest commit if `write_parts` made it, else None."""
