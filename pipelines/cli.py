@@ -286,7 +286,7 @@ def run(as_of: date, config: str | None, full_refresh: bool) -> None:
     exports and the run report."""
     exports = _ExportsBeside(_settings(config), as_of)
     try:
-        beside = {"check": exports.start, "maintain": exports.finish} if _child_steps() else None
+        beside = {"publish": exports.start, "maintain": exports.finish} if _child_steps() else None
         results = _run(list(STEPS), config, as_of, full_refresh=full_refresh, before=beside)
         _deliver(config, as_of, results, exports)
     finally:
@@ -294,10 +294,11 @@ def run(as_of: date, config: str | None, full_refresh: bool) -> None:
 
 
 class _ExportsBeside:
-    """The night's exports rendered in a child process from the moment the marts are complete (while
-    check and publish run: check leaves a core free, publish mostly waits on the CRM's database),
-    finished before maintain rewrites any file, and put in place only once every step has
-    succeeded, as when they were written after the steps: a failed night delivers no files."""
+    """The night's exports rendered in a child process while publish runs (it mostly waits on the
+    CRM's database), finished before maintain rewrites any file, and put in place only once every
+    step has succeeded, as when they were written after the steps: a failed night delivers no files.
+    Started at check instead (3d7a47c), they took from check and publish what they gave back after
+    them: the night was no shorter (benchmarks/README.md, nineteenth session)."""
 
     def __init__(self, settings: Settings, as_of: date):
         self.settings, self.as_of = settings, as_of

@@ -204,7 +204,7 @@ def _describe(status: int) -> str:
 
 class Background:
     """A function run in a forked child beside the steps (the sales-ops exports render while
-    check and publish run): `result()` waits for its return value or re-raises its
+    publish waits on the CRM's database): `result()` waits for its return value or re-raises its
     exception; `cancel()` stops it. Same fork rules as a step: start it from a process that has not
     opened a DuckDB database or delta-rs's runtime."""
 

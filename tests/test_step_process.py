@@ -96,9 +96,8 @@ def test_a_killed_step_process_fails_the_run_by_name_and_the_next_run_completes(
     assert [p.name for p in exports.iterdir()] == [DEMO_AS_OF]  # no partial folder left behind
     delivered = {p.relative_to(night): p.read_bytes() for p in night.rglob("*.csv")}
 
-    # The exports render in a child of their own from the check step on, beside check and publish;
-    # when publish dies, the night delivers no files: the folder of the last complete run stays as
-    # it was. (Done by now or not, the exports' child is the run's until the run reaps it.)
+    # The exports render in a child of their own beside the publish step; when publish dies, the
+    # night delivers no files: the folder of the last complete run stays as it was.
     beside: list[int] = []
 
     def kill_publish(pid: int) -> None:
