@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Field, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.transaction import AddAction, create_table_with_add_actions
+from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 
 from pipelines.duck import sql_literal
 
@@ -116,7 +117,16 @@ class Warehouse:
         """A lazily scanned Arrow dataset of the table's current version (filters push down)."""
         delta = self.table(table)
         _note("read", table, delta.version())
-        return delta.to_pyarrow_dataset()
+        return self._arrow_dataset(table, delta)
+
+    def _arrow_dataset(self, table: str, delta: DeltaTable) -> ds.Dataset:
+        """The version's files on Arrow's own local file system. delta-rs' default wraps its
+        storage in a Python file system, which Arrow's reader threads release holding Python's
+        lock: when a scan's readahead ended after the interpreter began its exit, that release
+        aborted the process ("terminate called without an active exception"; 2 of 15 runs of a
+        script writing the run report twice, gdb: `~PyFileSystem` on an Arrow thread)."""
+        local = SubTreeFileSystem(str(self.path(table)), LocalFileSystem())
+        return delta.to_pyarrow_dataset(filesystem=local)
 
     def scan(self, table: str, version: int | None = None
              ) -> tuple[ds.Dataset, list[tuple[dict[str, str | None], list[str]]]]:
@@ -130,7 +140,7 @@ class Warehouse:
         partitions = delta.metadata().partition_columns
         uris = list(delta.file_uris())
         if not partitions:
-            return delta.to_pyarrow_dataset(), [({}, uris)] if uris else []
+            return self._arrow_dataset(table, delta), [({}, uris)] if uris else []
         actions = pa.table(delta.get_add_actions(flatten=True))
         values = [actions.column(f"partition.{c}").to_pylist() for c in partitions]
         root = str(self.path(table))
@@ -138,7 +148,7 @@ class Warehouse:
         for i, path in enumerate(actions.column("path").to_pylist()):
             key = tuple(str(v[i]) if v[i] is not None else None for v in values)
             groups.setdefault(key, []).append(path if os.path.isabs(path) else os.path.join(root, path))
-        return delta.to_pyarrow_dataset(), [(dict(zip(partitions, k, strict=True)), f)
+        return self._arrow_dataset(table, delta), [(dict(zip(partitions, k, strict=True)), f)
                                             for k, f in sorted(groups.items(), key=lambda kv: str(kv[0]))]
 
     def rows(self, table: str) -> int:
