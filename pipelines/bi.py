@@ -43,8 +43,9 @@ def refresh_bi(settings: Settings) -> Path:
             delta = warehouse.table(name)
             files = delta.file_uris()
             if delta.metadata().partition_columns or not files:
-                # no files (an empty mart) or partition values outside the files: a typed snapshot
-                con.register("snapshot", delta.to_pyarrow_table())
+                # no files (an empty mart) or partition values outside the files: a typed snapshot,
+                # read as the warehouse reads (on Arrow's file system, see Warehouse._arrow_dataset)
+                con.register("snapshot", warehouse.scan(name, delta.version())[0].to_table())
                 con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM snapshot')
                 con.unregister("snapshot")
             else:

@@ -176,17 +176,16 @@ class RawSnapshot:
 
 
 def prepare_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of: date,
-                     snap: Snapshot | None = None) -> RawSnapshot:
+                     snap: Snapshot | None) -> RawSnapshot:
     """The raw rows that make up the entity's source table on the as-of date (see `RawSnapshot`).
 
     The snapshot is the last full batch plus the increments after it: per source key only the rows
     of the newest batch count (an updated row supersedes its older versions, which are history,
     not duplicates), and keys absent from a later key reconciliation are deletions. Rows that
     share a key within one batch all stay, so staging still quarantines real duplicates.
-    `snap` is the entity's snapshot of batches when the caller has it (read here otherwise).
+    `snap` is the entity's batches on the as-of date (`batches.snapshot`), None if it has none.
     """
     raw = raw_table_for(entity, mapping)
-    snap = snap or snapshot(known_on(session.warehouse, raw.warehouse_name, as_of))
     if snap is None:
         raise RuntimeError(
             f"{raw.warehouse_name} has no full extract on or before {as_of}; "
