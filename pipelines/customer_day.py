@@ -35,7 +35,8 @@ GROUP = ("customer_id", "order_date")
 
 def recipe() -> str:
     """A fingerprint of the SQL the rows are summed with: a changed transform sums everything again."""
-    text = sql_file("marts", "customer_day") + sql_file("marts", "order_line_value")
+    text = sql_file("marts", "customer_day") + sql_file("marts", "order_line_value") + sql_file(
+        "marts", "product_line_bit")
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -69,7 +70,9 @@ def update_plan(built: dict | None, versions: dict[str, int | None],
 
 
 def summed_sql(session: Session, orders: str | None = None) -> str:
-    """customer_day.sql over every staged order, or over the orders of table `orders` and their lines."""
+    """customer_day.sql over every staged order, or over the orders of table `orders` and their lines
+    (with the product lines' bits, `product_line_bit`, from stg_product)."""
+    session.materialize("product_line_bit", sql_file("marts", "product_line_bit"))
     if orders is None:
         session.con.execute("CREATE OR REPLACE TEMP VIEW day_orders AS SELECT * FROM stg_order")
         session.con.execute("CREATE OR REPLACE TEMP VIEW day_lines AS SELECT * FROM order_line_value")
@@ -120,10 +123,19 @@ def carry(warehouse: Warehouse, built: dict | None, moved: dict[tuple[str, int],
         warehouse.annotate(FACT, {BUILT_FROM: json.dumps(carried, sort_keys=True)})
 
 
+def masks_cover_product_lines(session: Session) -> bool:
+    """Every staged product line has a bit in `product_line_bit`, so customer_day's masks name
+    every line a customer-day bought (false past 63 product lines)."""
+    return session.con.execute(
+        "SELECT (SELECT count(*) FROM product_line_bit) = (SELECT count(DISTINCT product_line) "
+        "FROM stg_product)").fetchone()[0]
+
+
 def materialize(session: Session, mapped: Collection[str], *, keep: bool) -> dict:
     """`customer_day` as a table of the session (stg_order and order_line_value exposed, the
     `mapped` entities from the warehouse), from the fact table where it can be; with `keep`, the
-    fact table is written when it changed. Returns how it was made, for the step's details."""
+    fact table is written when it changed. Returns how it was made, for the step's details.
+    `product_line_bit` (the masks' bits) is left in the session for customer_product_line."""
     warehouse = session.warehouse
     versions = {e: warehouse.version(f"stg_{e}") if e in mapped else None for e in INPUTS}
     built = record(warehouse)
@@ -133,6 +145,7 @@ def materialize(session: Session, mapped: Collection[str], *, keep: bool) -> dic
         session.materialize("customer_day", summed_sql(session))
         how = {"customer_day": "summed"}
     elif not any(plan.values()):
+        session.materialize("product_line_bit", sql_file("marts", "product_line_bit"))
         session.expose(FACT, alias="_day_kept")
         session.materialize("customer_day", "SELECT * FROM _day_kept")
         return {"customer_day": "kept"}

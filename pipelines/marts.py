@@ -49,7 +49,9 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
         result.rows[customer_day.FACT] = session.count("customer_day")
         # each customer's product lines of the last 12 months: activity counts them, mining's
         # cross-sell reads them from the warehouse
-        lines = session.materialize("customer_product_line", sql_file("marts", "customer_product_line"))
+        baskets = ("customer_product_line" if customer_day.masks_cover_product_lines(session)
+                   else "customer_product_line_from_lines")
+        lines = session.materialize("customer_product_line", sql_file("marts", baskets))
         session.write("customer_product_line", "SELECT * FROM customer_product_line")
         result.rows["customer_product_line"] = lines
         if on_table:

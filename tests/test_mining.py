@@ -136,7 +136,7 @@ def test_next_best_offers_are_lines_the_account_lacks_and_its_peers_buy(mined):
     con.execute(f"SET VARIABLE as_of = DATE '{DEMO_AS_OF}'")
     for view in ("order_line_value", "sales_line"):
         con.execute(f"CREATE VIEW {view} AS {sql_file('marts', view)}")
-    con.execute(f"CREATE TABLE basket AS {sql_file('marts', 'customer_product_line')}")
+    con.execute(f"CREATE TABLE basket AS {sql_file('marts', 'customer_product_line_from_lines')}")
     # what mining read: build's customer_product_line holds exactly these baskets
     stored = sorted(warehouse.read("customer_product_line").to_pylist(), key=lambda r: tuple(r.values()))
     expected = con.execute("SELECT customer_id, product_line FROM basket ORDER BY ALL").fetchdf()
