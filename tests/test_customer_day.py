@@ -81,8 +81,9 @@ def test_a_customer_days_mask_has_the_bits_of_the_product_lines_it_bought():
     con = _session(staged)
     bits = dict(con.execute("SELECT product_line, bit FROM product_line_bit").fetchall())
     assert bits == {"line 0": 0, "line 1": 1, "line 2": 2, "line 3": 3}
+    summed = sql_file("marts", "customer_day")
     got = {(c, d): m for c, d, m in con.execute(
-        f"SELECT customer_id, order_date, product_line_mask FROM ({sql_file('marts', 'customer_day')})").fetchall()}
+        f"SELECT customer_id, order_date, product_line_mask FROM ({summed})").fetchall()}
     lines = con.execute("SELECT customer_id, order_date, list(DISTINCT product_line) FILTER "
                         "(WHERE product_line IS NOT NULL) FROM sales_line GROUP BY ALL").fetchall()
     expected = {(c, d): sum(1 << bits[p] for p in ps or []) or None for c, d, ps in lines}
@@ -109,8 +110,8 @@ def test_baskets_from_the_masks_are_the_baskets_of_the_order_lines():
     assert min(outside) > 100
     masks, lines = _baskets(con)
     assert masks == lines and len(lines) > 300
-    everything = con.execute("SELECT count(*) FROM (SELECT DISTINCT customer_id, product_line FROM sales_line "
-                             "WHERE product_line IS NOT NULL)").fetchone()[0]
+    everything = con.execute("SELECT count(*) FROM (SELECT DISTINCT customer_id, product_line "
+                             "FROM sales_line WHERE product_line IS NOT NULL)").fetchone()[0]
     assert everything > len(lines)  # the window left baskets out
 
 
