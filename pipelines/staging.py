@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date
 
 from pipelines import stage_state
 from pipelines.batches import Snapshot, known_on, registered, snapshot
@@ -485,62 +485,9 @@ def _held_may_change(entity: str, mapping: EntityMapping, merged_parents: set[st
     return " OR ".join([may_change, *arrived])
 
 
-def recent_increments(snap: Snapshot, new_batches: list, lookback_days: int) -> list:
-    """The increments before tonight's that a look-back re-read can find its rows in: those
-    extracted within the look-back window (and a day) before tonight's first new batch. An
-    identity whose last rows are older is re-checked as before."""
-    if not new_batches:
-        return []
-    first = min(date.fromisoformat(b.extract_date) for b in new_batches)
-    horizon = (first - timedelta(days=lookback_days + 1)).isoformat()
-    new = {b.batch_id for b in new_batches}
-    return [b for b in snap.data[1:] if b.batch_id not in new and b.extract_date >= horizon]
-
-
-def _moved_by_new_batches(session: Session, entity: str, raw_table: str, rows: RawSnapshot,
-                          new_batches: list, earlier_batches: list, typed_as_keys: str) -> str:
-    """SQL of the typed keys (`_k0`…) tonight's batches can have changed: those of every source
-    identity whose rows in its newest new batch differ from its rows in its newest earlier
-    increment among `earlier_batches` (`recent_increments`).
-
-    The look-back window re-reads the last days' changes every night (at 1M customers, by the
-    third night two thirds of the order lines read), and a re-read that finds the rows as the last
-    increment left them changes nothing: the snapshot keeps an identity's rows of its newest batch
-    (`RawSnapshot`), and those are the same rows. The comparison is exact (every source column,
-    as multisets: duplicates count); an identity without earlier rows, or a night whose batches
-    carry other columns than the earlier ones (drift), re-checks every key read."""
-    _expose_batches(session, raw_table, f"_new_{entity}", new_batches)
-    every_key = f'SELECT {typed_as_keys} FROM "_new_{entity}"'
-    if not earlier_batches:
-        return every_key
-    _expose_batches(session, raw_table, f"_earlierb_{entity}", earlier_batches)
-    described = [session.con.execute(f'DESCRIBE "{name}"').fetchall()
-                 for name in (f"_new_{entity}", f"_earlierb_{entity}")]
-    if [row[:2] for row in described[0]] != [row[:2] for row in described[1]]:
-        return every_key
-    columns = ", ".join(_q(row[0]) for row in described[0] if not row[0].startswith("_"))
-    same = " AND ".join(f"t.{k} IS NOT DISTINCT FROM e.{k}" for k in rows.knames.split(", "))
-    newest = f"max({BATCH_ID}) OVER (PARTITION BY {rows.knames})"
-    tonight = f'SELECT *, {rows.keyed} FROM "_new_{entity}"'
-    if len(new_batches) > 1:
-        tonight = f"SELECT * EXCLUDE (_newest) FROM (SELECT *, {newest} AS _newest FROM ({tonight})) " \
-                  f"WHERE {BATCH_ID} = _newest"
-    session.materialize(f"_tonight_{entity}", tonight)
-    session.materialize(f"_earlier_{entity}", f"""
-        SELECT * EXCLUDE (_newest) FROM (
-            SELECT *, {newest} AS _newest FROM (
-                SELECT e.* FROM (SELECT *, {rows.keyed} FROM "_earlierb_{entity}") e
-                SEMI JOIN "_tonight_{entity}" t ON {same})
-        ) WHERE {BATCH_ID} = _newest""")
-    rows_of = f"SELECT {columns}, {rows.knames} FROM"
-    moved = (f'(({rows_of} "_tonight_{entity}") EXCEPT ALL ({rows_of} "_earlier_{entity}")) UNION ALL '
-             f'(({rows_of} "_earlier_{entity}") EXCEPT ALL ({rows_of} "_tonight_{entity}"))')
-    return f'SELECT {typed_as_keys} FROM "_tonight_{entity}" t SEMI JOIN ({moved}) e ON {same}'
-
-
 def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows: RawSnapshot,
                      new_batches: list, staged: set[str], incremental_parents: set[str], *,
-                     reconciled: bool = False, earlier_batches: list | None = None) -> None:
+                     reconciled: bool = False) -> None:
     """Re-check only the keys that can have changed and merge them into the staged tables by key.
 
     A key can change when a new batch brings a row for it, when it is held in quarantine (every
@@ -566,9 +513,9 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
     held = _held_may_change(entity, mapping, incremental_parents)
     sources = [f'SELECT {as_keys} FROM "_old_q_{entity}" WHERE {held}']
     if new_batches:
+        _expose_batches(session, raw_table_for(entity, mapping).warehouse_name, f"_new_{entity}", new_batches)
         typed_as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
-        sources.append(_moved_by_new_batches(session, entity, raw_table_for(entity, mapping).warehouse_name,
-                                             rows, new_batches, earlier_batches or [], typed_as_keys))
+        sources.append(f'SELECT {typed_as_keys} FROM "_new_{entity}"')
     if reconciled:
         sources.append(_dropped_by_reconciliation(rows, typed, knames))
     for col, parent, _ in FOREIGN_KEYS.get(entity, []):
@@ -665,10 +612,8 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
             new_batches = stage_state.new_increments(previous.get(entity), snap, as_of, checked_sql,
                                                      warehouse)
             if new_batches is not None and parents <= incremental and _typed_keys(entity, mapping):
-                lookback = mapping.incremental.lookback_days if mapping.incremental else 0
                 _stage_increment(session, entity, mapping, rows, new_batches, staged, incremental & parents,
-                                 reconciled=stage_state.reconciled(previous[entity], snap),
-                                 earlier_batches=recent_increments(snap, new_batches, lookback))
+                                 reconciled=stage_state.reconciled(previous[entity], snap))
                 incremental.add(entity)
             else:
                 _stage_full(session, entity, checked_entity_sql(entity, mapping, raw, staged))

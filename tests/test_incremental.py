@@ -95,32 +95,6 @@ def test_an_incremental_night_reads_little_and_stages_what_a_full_refresh_stages
         assert {r for r in incremental[table] if dup in r} <= {r for r in full[table] if dup in r}
 
 
-def test_a_re_read_row_the_last_increment_already_holds_is_not_re_checked(demo_workspace):
-    """The look-back window re-reads yesterday's changed lines tonight; staging re-checks the keys
-    whose rows changed since their last increment, not the re-read ones."""
-    settings = load_config(demo_workspace.config)
-    warehouse = Warehouse(settings.warehouse_path)
-    d2, d3 = D1 + timedelta(days=1), D1 + timedelta(days=2)
-    run_nightly(D1, settings, steps=["extract", "stage"])
-    for day, seed in ((d2, 7), (d3, 8)):
-        simulate_day(_urls(demo_workspace), day, share=0.01, seed=seed)
-        run_nightly(day, settings, steps=["extract", "stage"])
-    raw = warehouse.read("raw_erp__sales_order_lines").to_pylist()
-    tonight = [r for r in raw if r["_extract_date"] == str(d3)]
-    stamped = {day: {(str(r["order_no"]), str(r["line_no"])) for r in tonight
-                     if r["changed_on"] == day.strftime("%Y%m%d")} for day in (d2, d3)}
-    changes = warehouse.read(stage_state.CHANGES_TABLE).to_pylist()
-    rechecked = {(c["k0"], c["k1"]) for c in changes if c["entity"] == "order_line"}
-    held = {(r["order_id"], str(r["line_no"])) for r in warehouse.read("quarantine_order_line").to_pylist()}
-    re_read = stamped[d2] - stamped[d3] - held  # yesterday's changes, read again, not changed since
-    assert len(re_read) > 50 and len(stamped[d3]) > 50
-    assert stamped[d3] <= rechecked  # tonight's changes are re-checked
-    assert not re_read & rechecked  # the re-reads are not
-    merged = sorted(map(repr, warehouse.read("stg_order_line").to_pylist()))
-    assert set(run_step("stage", d3, settings, full_refresh=True).details["staged"].values()) == {"full"}
-    assert sorted(map(repr, warehouse.read("stg_order_line").to_pylist())) == merged  # a rebuild's lines
-
-
 def test_the_watermark_advances_only_with_a_committed_batch(demo_workspace):
     settings = load_config(demo_workspace.config)
     run_step("extract", D1, settings)
