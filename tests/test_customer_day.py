@@ -132,7 +132,7 @@ def test_past_63_product_lines_no_line_has_a_bit_and_the_baskets_come_from_the_l
     assert not masks_cover_product_lines(SimpleNamespace(con=con))  # so build reads the lines
     staged["stg_product"] = staged["stg_product"][staged["stg_product"]["product_line"] != "line 63"]
     staged["stg_order_line"] = staged["stg_order_line"][staged["stg_order_line"]["product_id"] != "P63"]
-    con = _session(staged)  # 63 lines: the top bit is used, and the sign of the mask
+    con = _session(staged)  # 63 lines: bits 0 to 62, as many as the signed mask holds
     assert con.execute("SELECT max(bit) FROM product_line_bit").fetchone()[0] == 62
     masks, lines = _baskets(con)
     assert masks == lines and any(p == "line 62" for _, p in lines)
