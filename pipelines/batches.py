@@ -16,7 +16,10 @@ import pyarrow as pa
 from pipelines.warehouse import Warehouse
 
 BATCH_TABLE = "kam_batch"
-KINDS = ("full", "incremental", "keys")
+KINDS = ("full", "incremental", "keys", "consolidated")
+# A table's state is a base batch plus what came after it: a full read of the source, or a
+# consolidation of earlier batches (pipelines/consolidate.py) that holds exactly their state.
+BASE_KINDS = ("full", "consolidated")
 
 
 @dataclass(frozen=True)
@@ -32,17 +35,18 @@ class Batch:
     window_to: str | None = None
     source_schema: str = "{}"
     run_id: str | None = None
+    covers: str | None = None  # a consolidated batch: JSON list of the batch ids it folds together
 
     @property
     def carries_data(self) -> bool:
-        return self.kind in ("full", "incremental")
+        return self.kind in ("full", "incremental", "consolidated")
 
 
 _SCHEMA = pa.schema([
     ("raw_table", pa.string()), ("batch_id", pa.string()), ("extract_date", pa.string()),
     ("kind", pa.string()), ("rows", pa.int64()), ("raw_version", pa.int64()),
     ("watermark", pa.string()), ("window_from", pa.string()), ("window_to", pa.string()),
-    ("source_schema", pa.string()), ("run_id", pa.string()),
+    ("source_schema", pa.string()), ("run_id", pa.string()), ("covers", pa.string()),
 ])
 
 
@@ -72,8 +76,9 @@ def known_on(warehouse: Warehouse, raw_table: str, as_of: date,
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The batches that make up a raw table's state on a date: the last full extract, the
-    increments after it, and the latest key reconciliation (for deletions), if any."""
+    """The batches that make up a raw table's state on a date: the last base (a full extract or a
+    consolidation), the increments after it, and the latest key reconciliation after it (for
+    deletions), if any."""
 
     data: list[Batch]
     keys: Batch | None
@@ -84,7 +89,7 @@ class Snapshot:
 
 
 def snapshot(batches: list[Batch]) -> Snapshot | None:
-    fulls = [i for i, b in enumerate(batches) if b.kind == "full"]
+    fulls = [i for i, b in enumerate(batches) if b.kind in BASE_KINDS]
     if not fulls:
         return None
     after = batches[fulls[-1]:]

@@ -213,6 +213,10 @@ class WarehouseConfig(_Strict):
     maintain_weekday: Annotated[int, Field(ge=0, le=6)] | None = Field(
         6, description="as-of weekday (0 = Monday) on which the nightly run compacts and vacuums"
     )
+    consolidate: bool = Field(
+        True, description="on maintenance nights, fold each raw table's increments and key "
+                          "reconciliation into a new base batch (pipelines/consolidate.py)"
+    )
     memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '4GB' (spills past it)")
 
     @field_validator("memory_limit")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipelines.batches import Batch, known_on, record
+from pipelines.batches import BASE_KINDS, Batch, known_on, record
 from pipelines.canonical import ENTITIES
 from pipelines.config import EntityMapping, IncrementalConfig, Settings
 from pipelines.duck import sql_identifier as _q
@@ -160,14 +160,19 @@ def plan_read(raw: RawTable, history: list[Batch], scan_types: dict[str, str], a
     previous = data[-1] if data else None
     inc = raw.incremental
     column_type = scan_types.get(inc.column, "") if inc else ""
-    if full_refresh or inc is None or not any(b.kind == "full" for b in data):
+    if full_refresh or inc is None or not any(b.kind in BASE_KINDS for b in data):
         return Plan("full", previous=previous)
-    marks = [b.watermark for b in data if b.watermark is not None]
-    if not marks:
+    mark = newest_watermark(data, inc)
+    if mark is None:
         return Plan("full", previous=previous, notes=[f"{raw.label}: no watermark yet; read in full"])
-    mark = max(marks, key=(int if inc.kind == "key" else str))
     where, low, high = window_sql(inc, column_type, mark, as_of)
     return Plan("incremental", where, low, high, previous)
+
+
+def newest_watermark(batches: list[Batch], inc: IncrementalConfig) -> str | None:
+    """The highest watermark among data batches (key watermarks compare as numbers)."""
+    marks = [b.watermark for b in batches if b.carries_data and b.watermark is not None]
+    return max(marks, key=(int if inc.kind == "key" else str)) if marks else None
 
 
 def check_drift(raw: RawTable, schema: dict[str, str], previous: Batch | None) -> list[str]:
@@ -200,9 +205,10 @@ def check_drift(raw: RawTable, schema: dict[str, str], previous: Batch | None) -
     return notes
 
 
-def batch_id_for(raw: RawTable, as_of: date, warehouse: Warehouse) -> str:
-    """Unique and replayable: the date plus the raw table version this batch's commit creates."""
-    version = warehouse.version(raw.warehouse_name)
+def batch_id_for(raw_name: str, as_of: date, warehouse: Warehouse) -> str:
+    """Unique and replayable: the date plus the raw table version this batch's commit creates (so
+    batch ids sort in commit order, which staging's newest-row-wins relies on)."""
+    version = warehouse.version(raw_name)
     return f"{as_of.isoformat()}.v{0 if version is None else version + 1:06d}"
 
 
@@ -244,7 +250,7 @@ def land(warehouse: Warehouse, scan: SourceScan, raw: RawTable, as_of: date, pla
 
     A crash before the commit leaves unreferenced files that no reader sees (vacuum removes them).
     """
-    batch_id = batch_id_for(raw, as_of, warehouse)
+    batch_id = batch_id_for(raw.warehouse_name, as_of, warehouse)
     partition = {EXTRACT_DATE: as_of.isoformat()}
     folder = warehouse.path(raw.warehouse_name) / f"{EXTRACT_DATE}={as_of.isoformat()}" / f"batch={batch_id}"
     if folder.exists():

@@ -2,7 +2,9 @@
 
 Raw gains a batch a night and every derived table a version a night; without this the warehouse
 grows without bound. First the per-night slices past `warehouse.history` are deleted
-(pipelines/history.py), then compaction rewrites small files into large ones (a data-neutral commit, so
+(pipelines/history.py) and each raw table's batches since its base are folded into a new base
+(pipelines/consolidate.py), so a night's work does not grow with the weeks since the first
+extract; then compaction rewrites small files into large ones (a data-neutral commit, so
 append-only raw tables accept it); vacuum deletes files that left the table more than the retention
 ago, which keeps time travel (and readers that opened an older version) safe within the retention.
 Each run's Data Docs (megabytes of HTML per step) are deleted `quality.keep_docs_days` after the
@@ -18,6 +20,7 @@ from datetime import date, timedelta
 
 from pipelines import customer_day, history, stage_state
 from pipelines.config import Settings
+from pipelines.consolidate import consolidate
 from pipelines.results import StepResult
 from pipelines.warehouse import Warehouse
 
@@ -37,6 +40,14 @@ def maintain(settings: Settings, as_of: date, *, force: bool = False) -> StepRes
     pruned_rows = history.prune(warehouse, as_of, settings.config.warehouse.history)
     hours = settings.config.warehouse.retention_days * 24
     compacted = removed = 0
+    if settings.config.warehouse.consolidate:
+        folded, notes = consolidate(settings, as_of, warehouse)
+        result.notes += notes
+        if folded:
+            result.details["consolidated"] = {c.batch.raw_table: c.batch.rows for c in folded}
+            result.notes.append(
+                f"consolidated {len(folded)} raw table(s) into new base batches "
+                f"({sum(c.batch.rows for c in folded):,} rows from {sum(c.folded for c in folded)} batches)")
     states = stage_state.load(warehouse)
     summed = customer_day.record(warehouse)
     moved: dict[tuple[str, int], int] = {}  # (table, version before) -> version after

@@ -648,7 +648,17 @@ def test_a_week_of_nights_stays_incremental_through_reconciliation_and_maintenan
         maintained = night["maintain"].details
         assert bool(maintained.get("files_vacuumed")) == (day.weekday() == sunday.weekday()), day
     keys = [b.kind for b in registered(warehouse, "raw_crm__cases") if b.extract_date == str(sunday)]
-    assert keys == ["incremental", "keys"]
+    assert keys == ["incremental", "keys", "consolidated"]
+    # Sunday's maintenance folded each table's week into a new base; Monday merged onto it, with
+    # no key reconciliation left to apply.
+    bases = {b.raw_table: b for b in registered(warehouse) if b.kind == "consolidated"}
+    assert len(bases) == len(settings.config.entities)
+    sunday_keys = registered(warehouse, "raw_crm__cases")[-3]
+    assert sunday_keys.kind == "keys"
+    assert json.loads(bases["raw_crm__cases"].covers)[-1] == sunday_keys.batch_id
+    for state in stage_state.load(warehouse).values():
+        assert state.full_batch in {b.batch_id for b in bases.values()} and state.keys_batch is None
+        assert len(state.increment_ids) == 1, state
 
     def validated_staging(w: Warehouse) -> dict[str, list]:
         drop = {"_run_id"}  # the run that held a row differs between the two warehouses
@@ -664,4 +674,14 @@ def test_a_week_of_nights_stays_incremental_through_reconciliation_and_maintenan
     again = run_step("stage", nights[-1], rebuilt_settings, full_refresh=True)
     assert set(again.details["staged"].values()) == {"full"}
     run_step("validate", nights[-1], rebuilt_settings)
-    assert merged == validated_staging(Warehouse(rebuilt_settings.warehouse_path))
+    rebuilt_warehouse = Warehouse(rebuilt_settings.warehouse_path)
+    assert merged == validated_staging(rebuilt_warehouse)
+
+    # The consolidated bases hold exactly the state of the batches they fold: staged again from
+    # the week's own batches, as if Sunday had folded nothing, staging is the same.
+    registry = rebuilt_warehouse.read("kam_batch")
+    rebuilt_warehouse.write("kam_batch", registry.filter(pc.field("kind") != "consolidated"))
+    again = run_step("stage", nights[-1], rebuilt_settings, full_refresh=True)
+    assert set(again.details["staged"].values()) == {"full"}
+    run_step("validate", nights[-1], rebuilt_settings)
+    assert merged == validated_staging(rebuilt_warehouse)
