@@ -14,8 +14,10 @@ on the same server:
    twice a second: `kam run` forks each step); with `--incremental-nights 2` or 3, as many
    days in turn, each with its own day of changes (the ratio is the median night's: a single
    night's share moved by 4-5 points between runs of the same code);
-6. with `--sunday`, a third night on the next Sunday: a day of changes, the weekly key
-   reconciliation of every table (deletions) and the weekly maintenance;
+6. with `--sunday`, the next Sunday: a day of changes, the weekly key reconciliation of every
+   table (deletions) and the weekly maintenance, which folds each raw table's week into a new
+   base batch; then the Monday after it, a day of changes, the first night on that base
+   (`--no-consolidation`: the same nights with `warehouse.consolidate: false`);
 7. seconds per step of every night from the run ledger, and validation's share of them.
 
     uv run python benchmarks/incremental_pg.py --sizes 10000 100000 1000000
@@ -52,6 +54,7 @@ OUT = REPO / "benchmarks" / "out"
 D1, D2 = date(2026, 11, 18), date(2026, 11, 19)  # a Wednesday and a Thursday: no maintenance night
 MAX_INCREMENTAL_NIGHTS = 3  # Thursday to Saturday: the Sunday is a maintenance night
 D3 = date(2026, 11, 22)  # the Sunday after: the weekly key reconciliation and maintenance (`--sunday`)
+D4 = D3 + timedelta(days=1)  # and the Monday after it
 TABLE = "sales_order_lines"
 
 
@@ -176,11 +179,15 @@ def kam_extract(settings, scratch: Path) -> tuple[float, int]:
 
 
 def bench(size: int, keep: bool = False, extract_only: bool = False, sunday: bool = False,
-          incremental_nights: int = 1) -> dict:
+          incremental_nights: int = 1, consolidation: bool = True) -> dict:
     work = OUT / (f"pg-{size}-extract" if extract_only else f"pg-{size}")  # a kept warehouse stays
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    shutil.copy(REPO / "kam.yaml", work / "kam.yaml")
+    config = (REPO / "kam.yaml").read_text()
+    if not consolidation:
+        config = config.replace("  consolidate: true", "  consolidate: false", 1)
+        assert "consolidate: false" in config
+    (work / "kam.yaml").write_text(config)
     figures: dict = {"customers": size}
     kam = [sys.executable, "-m", "pipelines.cli"]
     with start_postgres() as pg, open(work / "log.txt", "w") as log:
@@ -260,6 +267,11 @@ def bench(size: int, keep: bool = False, extract_only: bool = False, sunday: boo
             sunday_s = night(D3, "sunday_night", "Sunday night (key reconciliation, maintenance)")
             figures["sunday_vs_full"] = round(sunday_s / full_s, 3)
             print(f"  {size:>9,}  Sunday night: {sunday_s / full_s:.1%} of the full night", flush=True)
+            simulate_day(urls, D4, share=0.01, seed=3)
+            label = "on the consolidated base" if consolidation else "after the reconciliation, not folded"
+            monday_s = night(D4, "monday_night", f"Monday night ({label})")
+            figures["monday_vs_full"] = round(monday_s / full_s, 3)
+            print(f"  {size:>9,}  Monday night: {monday_s / full_s:.1%} of the full night", flush=True)
         figures["step_seconds"] = step_seconds(settings)
         for night, steps in figures["step_seconds"].items():
             timing = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
@@ -291,8 +303,10 @@ def main() -> None:
                         help="keep each size's warehouse under benchmarks/out/pg-N, and a copy of it "
                              "after the full night (warehouse-after-full), to profile the steps")
     parser.add_argument("--sunday", action="store_true",
-                        help="then a third night, the next Sunday: one day of changes, every table's keys "
-                             "reconciled (deletions) and the weekly maintenance")
+                        help="then the next Sunday: one day of changes, every table's keys reconciled "
+                             "(deletions) and the weekly maintenance; and the Monday after it")
+    parser.add_argument("--no-consolidation", action="store_true",
+                        help="run with `warehouse.consolidate: false` (maintenance folds no raw batches)")
     parser.add_argument("--incremental-nights", type=int, default=1,
                         choices=range(1, MAX_INCREMENTAL_NIGHTS + 1), metavar="N",
                         help="incremental nights in turn, each after its own day of changes "
@@ -303,7 +317,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"KAM PostgreSQL extraction benchmark on {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
-    results = [bench(size, args.keep, args.extract_only, args.sunday, args.incremental_nights)
+    results = [bench(size, args.keep, args.extract_only, args.sunday, args.incremental_nights,
+                     consolidation=not args.no_consolidation)
                for size in args.sizes]
     stamp = time.strftime("%Y%m%dT%H%M%S")
     if args.extract_only:
