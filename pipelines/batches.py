@@ -50,6 +50,22 @@ _SCHEMA = pa.schema([
 ])
 
 
+def stored_in(batch: Batch) -> str:
+    """The warehouse table holding a batch's rows: its raw table, or for a consolidated batch the
+    raw table's `__base` table beside it (not append-only: a newer base replaces it)."""
+    return f"{batch.raw_table}__base" if batch.kind == "consolidated" else batch.raw_table
+
+
+def replace_base(warehouse: Warehouse, base: Batch) -> list[Batch]:
+    """Register a consolidated batch and forget the raw table's earlier ones, in one commit;
+    returns the forgotten. A night before the new base then reads the batches they folded."""
+    rows = registered(warehouse)
+    gone = [b for b in rows if b.raw_table == base.raw_table and b.kind == "consolidated"]
+    kept = [b for b in rows if b not in gone] + [base]
+    warehouse.write(BATCH_TABLE, pa.Table.from_pylist([asdict(b) for b in kept], schema=_SCHEMA))
+    return gone
+
+
 def record(warehouse: Warehouse, batches: list[Batch]) -> None:
     """Register committed raw batches (one commit for all of them)."""
     if batches:
@@ -61,7 +77,8 @@ def registered(warehouse: Warehouse, raw_table: str | None = None) -> list[Batch
         return []
     rows = warehouse.read(BATCH_TABLE).to_pylist()
     found = [Batch(**row) for row in rows if raw_table is None or row["raw_table"] == raw_table]
-    return sorted(found, key=lambda b: (b.extract_date, b.raw_version))
+    # a consolidated batch shares its raw version with the last batch it folds; its id sorts after
+    return sorted(found, key=lambda b: (b.extract_date, b.raw_version, b.batch_id))
 
 
 def known_on(warehouse: Warehouse, raw_table: str, as_of: date,

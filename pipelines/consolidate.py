@@ -9,10 +9,12 @@ night. On the maintenance night each raw table whose state has anything after it
 new batch of kind `consolidated` that holds exactly that state, so the week's nights start again
 from one base and no reconciliation.
 
-Raw stays append-only: the batch is added, nothing is rewritten, and the registry records which
-batches it folds together (`covers`). A night before it still reads the batches it was made from,
-so any night can be replayed. The batch costs a full copy of the table in raw each maintenance
-night (`warehouse.consolidate: false` turns it off).
+Raw stays append-only: the base is kept beside it, in `raw_<source>__<table>__base`, and the
+registry records which batches it folds together (`covers`). Only the newest base is kept: the
+older one leaves the registry in the commit that adds the new one, and its rows leave the base
+table after it, so raw grows by one copy of each table, not one a week. A night before the newest
+base reads the batches it folds, as it did before, so any night can still be replayed.
+`warehouse.consolidate: false` turns it off.
 """
 
 from __future__ import annotations
@@ -21,16 +23,17 @@ import json
 import shutil
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from pipelines import stage_state
-from pipelines.batches import Batch, known_on, record, registered, snapshot
+from pipelines.batches import Batch, known_on, registered, replace_base, snapshot, stored_in
 from pipelines.config import Settings
 from pipelines.duck import sql_identifier as _q
 from pipelines.duck import sql_literal
 from pipelines.duckdb_session import Session
-from pipelines.extract import BATCH_ID, EXTRACT_DATE, batch_id_for, newest_watermark, raw_table_for
+from pipelines.extract import BATCH_ID, EXTRACT_DATE, newest_watermark, raw_table_for
 from pipelines.source_scan import FILE_SIZE
 from pipelines.staging import prepare_snapshot
 from pipelines.warehouse import Warehouse
@@ -55,8 +58,7 @@ def consolidate(settings: Settings, as_of: date, warehouse: Warehouse,
     for entity, mapping in settings.config.entities.items():
         by_raw.setdefault(raw_table_for(entity, mapping).warehouse_name, []).append(entity)
     done, notes = [], []
-    states = stage_state.load(warehouse)
-    carried = dict(states)
+    carried = stage_state.load(warehouse)
     for raw_name, entities in sorted(by_raw.items()):
         if any(b.raw_table == raw_name and b.extract_date > as_of.isoformat() for b in registry):
             notes.append(f"{raw_name}: not consolidated, it has batches after {as_of}")
@@ -64,7 +66,6 @@ def consolidate(settings: Settings, as_of: date, warehouse: Warehouse,
         snap = snapshot(known_on(warehouse, raw_name, as_of, registry))
         if snap is None or (len(snap.data) == 1 and snap.keys is None):
             continue
-        mappings = [settings.config.entities[e] for e in entities]
         with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
             laid_out = [prepare_snapshot(session, e, settings.config.entities[e], as_of, snap)
                         for e in entities]
@@ -73,15 +74,16 @@ def consolidate(settings: Settings, as_of: date, warehouse: Warehouse,
                              "identify its rows by different keys")
                 continue
             batch = _write_base(session, warehouse, raw_name, laid_out[0].view(session, "_state"),
-                                as_of, snap, mappings[0], run_id)
-        record(warehouse, [batch])
+                                as_of, snap, settings.config.entities[entities[0]], run_id)
+        replace_base(warehouse, batch)
+        # staging's record follows at once: a night killed before it would rebuild these entities
+        moved = {e: carried[e] for e in entities if e in carried and _describes(carried[e], snap)}
+        if moved:
+            carried.update({e: replace(s, full_batch=batch.batch_id, keys_batch=None, batches="[]")
+                            for e, s in moved.items()})
+            stage_state.save(warehouse, list(carried.values()))
+        _drop_other_bases(warehouse, batch)
         done.append(Consolidated(batch, len(snap.data) + (snap.keys is not None)))
-        for entity in entities:
-            state = carried.get(entity)
-            if state is not None and _describes(state, snap):
-                carried[entity] = replace(state, full_batch=batch.batch_id, keys_batch=None, batches="[]")
-    if carried != states:
-        stage_state.save(warehouse, list(carried.values()))
     return done, notes
 
 
@@ -92,12 +94,27 @@ def _describes(state: stage_state.StagedFrom, snap) -> bool:
             and state.keys_batch == (snap.keys.batch_id if snap.keys else None))
 
 
+def _drop_other_bases(warehouse: Warehouse, base: Batch) -> None:
+    """Delete the base table's rows of any batch but `base`: the forgotten bases, and those of a
+    consolidation that died before the registry named it (no reader saw either). Other dates'
+    partitions go whole, from the log alone; rows are read only if `base`'s date holds others."""
+    table = stored_in(base)
+    warehouse.table(table).delete(f"{EXTRACT_DATE} <> {sql_literal(base.extract_date)}")
+    _, groups = warehouse.scan(table)
+    if any(Path(f).parent.name != f"batch={base.batch_id}" for _, files in groups for f in files):
+        warehouse.table(table).delete(f"{BATCH_ID} <> {sql_literal(base.batch_id)}")
+
+
 def _write_base(session: Session, warehouse: Warehouse, raw_name: str, view: str, as_of: date,
                 snap, mapping, run_id: str | None) -> Batch:
-    """Write the state's rows as one batch in the as-of date's partition, committed at once (a
-    crash before the registry records it leaves files no reader sees, as an extract's would)."""
-    batch_id = batch_id_for(raw_name, as_of, warehouse)
-    folder = warehouse.path(raw_name) / f"{EXTRACT_DATE}={as_of.isoformat()}" / f"batch={batch_id}"
+    """Write the state's rows as one batch in the base table's as-of date partition, committed at
+    once (a crash before the registry names it leaves rows no reader sees, as an extract's would).
+    Its id and raw version are those of the raw table's last commit, the id marked `.base`: it
+    sorts after every batch it folds and before any later extract."""
+    raw_version = warehouse.version(raw_name)
+    batch_id = f"{as_of.isoformat()}.v{raw_version:06d}.base"
+    table = f"{raw_name}__base"
+    folder = warehouse.path(table) / f"{EXTRACT_DATE}={as_of.isoformat()}" / f"batch={batch_id}"
     if folder.exists():
         shutil.rmtree(folder)  # files of an attempt that never committed
     # the table's columns in its order (columns a later batch added are NULL in earlier rows);
@@ -115,11 +132,11 @@ def _write_base(session: Session, warehouse: Warehouse, raw_name: str, view: str
         empty = session.con.execute(f'SELECT {select} FROM "{view}" LIMIT 0').to_arrow_table()
         pq.write_table(empty, folder / "part-0.parquet")
         files = [folder / "part-0.parquet"]
-    version = warehouse.commit_files(raw_name, files, {EXTRACT_DATE: as_of.isoformat()}, append_only=True)
+    warehouse.commit_files(table, files, {EXTRACT_DATE: as_of.isoformat()})
     rows = sum(pq.read_metadata(f).num_rows for f in files)
     data = snap.data
     folded = [b.batch_id for b in data] + ([snap.keys.batch_id] if snap.keys else [])
     watermark = newest_watermark(data, mapping.incremental) if mapping.incremental else None
-    return Batch(raw_name, batch_id, as_of.isoformat(), "consolidated", rows, version, watermark,
+    return Batch(raw_name, batch_id, as_of.isoformat(), "consolidated", rows, raw_version, watermark,
                  source_schema=data[-1].source_schema, run_id=run_id, covers=json.dumps(folded))
 

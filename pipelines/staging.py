@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from pipelines import stage_state
-from pipelines.batches import Snapshot, known_on, registered, snapshot
+from pipelines.batches import Snapshot, known_on, registered, snapshot, stored_in
 from pipelines.canonical import ENTITIES, FOREIGN_KEYS, SQL_TYPES, build_order
 from pipelines.config import ColumnSource, ConfigError, EntityMapping, Settings
 from pipelines.duck import sql_identifier as _q
@@ -127,10 +127,11 @@ def empty_entity_sql(entity: str) -> str:
     return f"SELECT {cols} WHERE FALSE"
 
 
-def _expose_batches(session: Session, raw_table: str, alias: str, chosen: list) -> None:
-    """The rows of some raw batches: only their extraction dates' partitions are read."""
+def _expose_batches(session: Session, alias: str, chosen: list) -> None:
+    """The rows of some raw batches of one table: only their extraction dates' partitions are read."""
     ids = ", ".join(f"'{b.batch_id}'" for b in chosen)
-    session.expose(raw_table, alias=alias, row_filter=f"{BATCH_ID} IN ({ids})",
+    (table,) = {stored_in(b) for b in chosen}
+    session.expose(table, alias=alias, row_filter=f"{BATCH_ID} IN ({ids})",
                    partitions={EXTRACT_DATE: {str(b.extract_date) for b in chosen}})
 
 
@@ -193,7 +194,7 @@ def prepare_snapshot(session: Session, entity: str, mapping: EntityMapping, as_o
         )
 
     def batches(name: str, chosen: list) -> None:
-        _expose_batches(session, raw.warehouse_name, name, chosen)
+        _expose_batches(session, name, chosen)
 
     full, increments = snap.data[0], snap.data[1:]
     batches(f"_full_{entity}", [full])
@@ -513,7 +514,7 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
     held = _held_may_change(entity, mapping, incremental_parents)
     sources = [f'SELECT {as_keys} FROM "_old_q_{entity}" WHERE {held}']
     if new_batches:
-        _expose_batches(session, raw_table_for(entity, mapping).warehouse_name, f"_new_{entity}", new_batches)
+        _expose_batches(session, f"_new_{entity}", new_batches)
         typed_as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
         sources.append(f'SELECT {typed_as_keys} FROM "_new_{entity}"')
     if reconciled:

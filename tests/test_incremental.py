@@ -659,6 +659,11 @@ def test_a_week_of_nights_stays_incremental_through_reconciliation_and_maintenan
     for state in stage_state.load(warehouse).values():
         assert state.full_batch in {b.batch_id for b in bases.values()} and state.keys_batch is None
         assert len(state.increment_ids) == 1, state
+    # Maintenance forced on a night raw has later batches of folds nothing: no night would read it.
+    before = registered(warehouse)
+    past = run_step("maintain", nights[5], settings, force=True)
+    assert "consolidated" not in past.details and registered(warehouse) == before
+    assert sum("not consolidated, it has batches after" in n for n in past.notes) == len(bases)
 
     def validated_staging(w: Warehouse) -> dict[str, list]:
         drop = {"_run_id"}  # the run that held a row differs between the two warehouses
@@ -685,3 +690,47 @@ def test_a_week_of_nights_stays_incremental_through_reconciliation_and_maintenan
     assert set(again.details["staged"].values()) == {"full"}
     run_step("validate", nights[-1], rebuilt_settings)
     assert merged == validated_staging(rebuilt_warehouse)
+
+
+def test_maintenance_keeps_one_consolidated_base_and_earlier_nights_replay_from_their_batches(
+        demo_workspace):
+    """Each maintenance night folds a raw table's batches into a new base and forgets the older
+    base (registry and rows), so raw holds one extra copy of each table, not one a week. The night
+    after merges onto the newest base and equals a full rebuild; a night before it, replayed, reads
+    the batches it was made from and stages what it staged then."""
+    settings = load_config(demo_workspace.config)
+    warehouse = Warehouse(settings.warehouse_path)
+    steps = ["extract", "stage"]
+    d2, d3, d4 = (D1 + timedelta(days=i) for i in (1, 2, 3))
+    run_nightly(D1, settings, steps=steps)
+    simulate_day(_urls(demo_workspace), d2, share=0.02, seed=21)
+    run_nightly(d2, settings, steps=steps)
+    staged_d2 = _staging(warehouse)
+    raw_tables = {b.raw_table for b in registered(warehouse)}
+    first = run_step("maintain", d2, settings, force=True)
+    assert set(first.details["consolidated"]) == raw_tables
+    simulate_day(_urls(demo_workspace), d3, share=0.02, seed=22)
+    run_nightly(d3, settings, steps=steps)
+    second = run_step("maintain", d3, settings, force=True)
+    assert set(second.details["consolidated"]) == raw_tables
+
+    bases = [b for b in registered(warehouse) if b.kind == "consolidated"]
+    assert sorted(b.raw_table for b in bases) == sorted(raw_tables)
+    assert {b.extract_date for b in bases} == {str(d3)}
+    for base in bases:
+        ids = warehouse.read(f"{base.raw_table}__base", ["_batch_id"]).column("_batch_id").unique()
+        assert ids.to_pylist() == [base.batch_id]
+        assert warehouse.rows(f"{base.raw_table}__base") == base.rows
+        folded = json.loads(base.covers)
+        assert folded[0].startswith(str(d2)) and folded[0].endswith(".base"), folded  # d2's base
+
+    simulate_day(_urls(demo_workspace), d4, share=0.02, seed=23)
+    staged = run_nightly(d4, settings, steps=steps)[1]
+    assert set(staged.details["staged"].values()) == {"incremental"}, staged.details["staged"]
+    merged = _staging(warehouse)
+    run_step("stage", d4, settings, full_refresh=True)
+    assert merged == _staging(warehouse)
+
+    replayed = run_step("stage", d2, settings, full_refresh=True)
+    assert set(replayed.details["staged"].values()) == {"full"}
+    assert _staging(warehouse) == staged_d2
