@@ -24,8 +24,9 @@ POOL_PREFIX = "kam_source_"
 DEFAULT_POOL_SLOTS = 2
 
 # Tables each step writes, as they appear in the run ledger's `versions_written` (checked by
-# tests/test_dags.py against a real run). `{entity}` expands to every mapped entity; the extract
-# step's raw tables are declared per source (one Asset per source, its mapped task writes them).
+# tests/test_dags.py against a real run). `{entity}` expands to every mapped entity and `{base}`
+# to the consolidated base of every incrementally read raw table; the extract step's raw tables
+# are declared per source (one Asset per source, its mapped task writes them).
 STEP_TABLES: dict[str, tuple[str, ...]] = {
     "stage": ("stg_{entity}", "quarantine_{entity}", "stg_customer_xref"),
     "validate": ("stg_{entity}", "quarantine_{entity}"),
@@ -34,7 +35,7 @@ STEP_TABLES: dict[str, tuple[str, ...]] = {
               "credit_rating", "credit_rating_points"),
     "mine": ("customer_features", "customer_segment", "segment_profile", "segment_rule",
              "cross_sell_rule", "account_next_best"),
-    "maintain": (),
+    "maintain": ("{base}",),
 }
 CREDIT_TABLES = ("credit_rating", "credit_rating_points")
 MINING_TRIGGER = "customer_value"  # the mining DAG runs when build has written this table
@@ -87,6 +88,21 @@ def entity_names(data: dict | None = None) -> list[str]:
     data = config_data() if data is None else data
     entities = data.get("entities")
     return list(entities) if isinstance(entities, dict) else []
+
+
+def base_tables(data: dict | None = None) -> list[str]:
+    """The `__base` tables maintenance keeps beside the raw tables read incrementally (named as
+    pipelines.extract.raw_table_for names raw tables)."""
+    data = config_data() if data is None else data
+    if ((data.get("warehouse") or {}).get("consolidate")) is False:
+        return []
+    entities = data.get("entities")
+    names = {
+        f"raw_{spec['source']}__{spec.get('table') or entity}__base"
+        for entity, spec in (entities.items() if isinstance(entities, dict) else ())
+        if isinstance(spec, dict) and spec.get("source") and spec.get("incremental")
+    }
+    return sorted(names)
 
 
 def pool_name(source: str) -> str:
@@ -153,6 +169,8 @@ def step_tables(step: str, data: dict | None = None) -> list[str]:
     for pattern in STEP_TABLES.get(step, ()):
         if "{entity}" in pattern:
             out += [pattern.format(entity=e) for e in entity_names(data)]
+        elif pattern == "{base}":
+            out += base_tables(data)
         else:
             out.append(pattern)
     return out
