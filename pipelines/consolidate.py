@@ -57,11 +57,11 @@ def consolidate(settings: Settings, as_of: date, warehouse: Warehouse,
     by_raw: dict[str, list[str]] = {}
     for entity, mapping in settings.config.entities.items():
         by_raw.setdefault(raw_table_for(entity, mapping).warehouse_name, []).append(entity)
-    done, notes = [], []
+    done, notes, later = [], [], []
     carried = stage_state.load(warehouse)
     for raw_name, entities in sorted(by_raw.items()):
         if any(b.raw_table == raw_name and b.extract_date > as_of.isoformat() for b in registry):
-            notes.append(f"{raw_name}: not consolidated, it has batches after {as_of}")
+            later.append(raw_name)
             continue
         snap = snapshot(known_on(warehouse, raw_name, as_of, registry))
         if snap is None or (len(snap.data) == 1 and snap.keys is None):
@@ -84,6 +84,9 @@ def consolidate(settings: Settings, as_of: date, warehouse: Warehouse,
             stage_state.save(warehouse, list(carried.values()))
         _drop_other_bases(warehouse, batch)
         done.append(Consolidated(batch, len(snap.data) + (snap.keys is not None)))
+    if later:
+        notes.append(f"{len(later)} raw table(s) not consolidated, they have batches after {as_of}: "
+                     + ", ".join(later))
     return done, notes
 
 
