@@ -56,14 +56,12 @@ def stored_in(batch: Batch) -> str:
     return f"{batch.raw_table}__base" if batch.kind == "consolidated" else batch.raw_table
 
 
-def replace_base(warehouse: Warehouse, base: Batch) -> list[Batch]:
-    """Register a consolidated batch and forget the raw table's earlier ones, in one commit;
-    returns the forgotten. A night before the new base then reads the batches they folded."""
-    rows = registered(warehouse)
-    gone = [b for b in rows if b.raw_table == base.raw_table and b.kind == "consolidated"]
-    kept = [b for b in rows if b not in gone] + [base]
+def replace_base(warehouse: Warehouse, base: Batch) -> None:
+    """Register a consolidated batch and forget the raw table's earlier ones, in one commit: a
+    night before the new base then reads the batches they folded."""
+    kept = [b for b in registered(warehouse)
+            if not (b.raw_table == base.raw_table and b.kind == "consolidated")] + [base]
     warehouse.write(BATCH_TABLE, pa.Table.from_pylist([asdict(b) for b in kept], schema=_SCHEMA))
-    return gone
 
 
 def record(warehouse: Warehouse, batches: list[Batch]) -> None:

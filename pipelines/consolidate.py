@@ -35,7 +35,7 @@ from pipelines.duck import sql_identifier as _q
 from pipelines.duck import sql_literal
 from pipelines.duckdb_session import Session
 from pipelines.extract import BATCH_ID, EXTRACT_DATE, newest_watermark, raw_table_for
-from pipelines.source_scan import FILE_SIZE
+from pipelines.source_scan import copy_to_folder
 from pipelines.staging import prepare_snapshot
 from pipelines.warehouse import Warehouse
 
@@ -125,17 +125,7 @@ def _write_base(session: Session, warehouse: Warehouse, raw_name: str, view: str
     # the extraction date is the partition's, not the file's
     columns = [c for c, *_ in session.con.execute(f'DESCRIBE "{view}"').fetchall() if c != EXTRACT_DATE]
     select = ", ".join(f"{sql_literal(batch_id)} AS {BATCH_ID}" if c == BATCH_ID else _q(c) for c in columns)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    session.con.execute(
-        f'COPY (SELECT {select} FROM "{view}") TO {sql_literal(str(folder))} '
-        f"(FORMAT parquet, FILE_SIZE_BYTES '{FILE_SIZE}', FILENAME_PATTERN 'part-{{i}}')"
-    )
-    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
-    if not files:
-        folder.mkdir(parents=True, exist_ok=True)
-        empty = session.con.execute(f'SELECT {select} FROM "{view}" LIMIT 0').to_arrow_table()
-        pq.write_table(empty, folder / "part-0.parquet")
-        files = [folder / "part-0.parquet"]
+    files = copy_to_folder(session.con, f'SELECT {select} FROM "{view}"', folder)
     warehouse.commit_files(table, files, {EXTRACT_DATE: as_of.isoformat()})
     rows = sum(pq.read_metadata(f).num_rows for f in files)
     data = snap.data

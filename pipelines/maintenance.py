@@ -30,7 +30,8 @@ def due(settings: Settings, as_of: date) -> bool:
     return weekday is not None and as_of.weekday() == weekday
 
 
-def maintain(settings: Settings, as_of: date, *, force: bool = False) -> StepResult:
+def maintain(settings: Settings, as_of: date, *, force: bool = False,
+             run_id: str | None = None) -> StepResult:
     started = time.perf_counter()
     result = StepResult("maintain")
     if not (force or due(settings, as_of)):
@@ -41,7 +42,7 @@ def maintain(settings: Settings, as_of: date, *, force: bool = False) -> StepRes
     hours = settings.config.warehouse.retention_days * 24
     compacted = removed = 0
     if settings.config.warehouse.consolidate:
-        folded, notes = consolidate(settings, as_of, warehouse)
+        folded, notes = consolidate(settings, as_of, warehouse, run_id)  # the registry names the run
         result.notes += notes
         if folded:
             result.details["consolidated"] = {c.batch.raw_table: c.batch.rows for c in folded}

@@ -80,7 +80,7 @@ def run_step(step: str, as_of: date, config: str | Settings | None = None, *,
     settings = _settings(config)
     run_id = run_id or new_run_id(as_of)
     kwargs = {k: v for k, v in options.items() if k in _STEP_OPTIONS.get(step, ()) and v is not None}
-    if step in ("extract", "publish", "validate", "check"):
+    if step in ("extract", "publish", "validate", "check", "maintain"):
         kwargs["run_id"] = run_id
     with recorded(Warehouse(settings.warehouse_path), run_id, as_of, step) as rec:
         if on_start:

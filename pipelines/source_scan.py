@@ -129,18 +129,24 @@ class DuckScan(SourceScan):
             select = self._select(columns, where, constants or {})
         if self.as_text:
             self.con.execute("SET sqlite_all_varchar = true")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        self.con.execute(
-            f"COPY ({select}) TO {_lit(str(folder))} "
-            f"(FORMAT parquet, FILE_SIZE_BYTES '{FILE_SIZE}', FILENAME_PATTERN 'part-{{i}}')"
-        )
-        files = sorted(folder.glob("*.parquet")) if folder.exists() else []
-        if not files:  # an empty read still lands one file, so the batch has a schema
-            folder.mkdir(parents=True, exist_ok=True)
-            empty = self.con.execute(f"{select} LIMIT 0").to_arrow_table()
-            pq.write_table(empty, folder / "part-0.parquet")
-            files = [folder / "part-0.parquet"]
-        return files
+        return copy_to_folder(self.con, select, folder)
+
+
+def copy_to_folder(con: duckdb.DuckDBPyConnection, select: str, folder: Path) -> list[Path]:
+    """A query's rows as a raw batch's Parquet files in `folder` (DuckDB writes them on every
+    core); an empty result still lands one file, so the batch has a schema."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(
+        f"COPY ({select}) TO {_lit(str(folder))} "
+        f"(FORMAT parquet, FILE_SIZE_BYTES '{FILE_SIZE}', FILENAME_PATTERN 'part-{{i}}')"
+    )
+    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
+    if not files:
+        folder.mkdir(parents=True, exist_ok=True)
+        empty = con.execute(f"{select} LIMIT 0").to_arrow_table()
+        pq.write_table(empty, folder / "part-0.parquet")
+        files = [folder / "part-0.parquet"]
+    return files
 
 
 class ArrowScan(SourceScan):
