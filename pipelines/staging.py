@@ -146,7 +146,7 @@ class RawSnapshot:
     knames: str
     same: str  # join condition: a and b are the same row identity
     increments: str | None  # temp table of the newest increment rows per identity
-    keys: str | None  # temp table of the reconciled identities
+    unseen: str | None  # temp table of the identities the key reconciliation did not see
     keys_batch: str | None
 
     def view(self, session: Session, alias: str, full_rows: str | None = None) -> str:
@@ -156,19 +156,16 @@ class RawSnapshot:
         filtering the snapshot (superseding and deleting keep or drop each full row on its own),
         only without carrying every row through the anti join."""
         base = full_rows or self.full
-        if not self.increments and not self.keys:
+        if not self.increments and not self.unseen:
             session.con.execute(f'CREATE OR REPLACE TEMP VIEW "{alias}" AS SELECT * FROM "{base}"')
             return alias
         parts = [f'SELECT *, {self.keyed} FROM "{base}"']
         if self.increments:
             parts = [f'SELECT a.* FROM ({parts[0]}) a ANTI JOIN "{self.increments}" b ON {self.same}',
                      f'SELECT * FROM "{self.increments}"']
-        if self.keys:  # deletions: older keyed rows the reconciliation did not see
-            parts = [  # keys are distinct, so the left join keeps each row once
-                f'SELECT a.* FROM ({part}) a LEFT JOIN "{self.keys}" b ON {self.same} '
-                f"WHERE a.{BATCH_ID} > '{self.keys_batch}' OR a._kh <> 0 OR b._seen"
-                for part in parts
-            ]
+        if self.unseen:  # deletions: the rows, older than the reconciliation, of the keys it did not see
+            parts = [f'SELECT a.* FROM ({part}) a ANTI JOIN "{self.unseen}" b '
+                     f"ON {self.same} AND a.{BATCH_ID} <= '{self.keys_batch}'" for part in parts]
         union = " UNION ALL BY NAME ".join(f"({p})" for p in parts)
         session.con.execute(
             f'CREATE OR REPLACE TEMP VIEW "{alias}" AS SELECT * EXCLUDE ({self.knames}) FROM ({union})'
@@ -213,7 +210,7 @@ def prepare_snapshot(session: Session, entity: str, mapping: EntityMapping, as_o
     knames = ", ".join([f"_k{i}" for i in range(len(exprs))] + ["_kh"])
     same = " AND ".join([f"a._k{i} IS NOT DISTINCT FROM b._k{i}" for i in range(len(exprs))]
                         + ["a._kh = b._kh"])
-    newest = keys = None
+    newest = unseen = None
     if increments:
         batches(f"_incb_{entity}", increments)
         newest = f"_inc_{entity}"
@@ -225,12 +222,30 @@ def prepare_snapshot(session: Session, entity: str, mapping: EntityMapping, as_o
             ) WHERE {BATCH_ID} = _newest
         """)
     if snap.keys is not None:
+        # The identities a key reconciliation did not see are the few keys deleted from the source:
+        # found in one anti join of the older keyed rows with the reconciled keys, they are all a
+        # snapshot read needs. Keeping every distinct reconciled key instead (30M for the order
+        # lines at 1M customers) and left-joining the rows with them cost the Sunday's stage 77.1
+        # against 53.0 s, and its consolidation 64.0 against 35.4 s (benchmarks/README.md).
+        # Rows without a complete key (`_kh` <> 0) have no identity a reconciliation can confirm:
+        # they stay, as an equality on their NULL key columns never matches.
         batches(f"_keysb_{entity}", [snap.keys])
-        keys = f"_seen_{entity}"
-        session.con.execute(f'CREATE OR REPLACE TEMP TABLE "{keys}" AS '
-                            f'SELECT DISTINCT {keyed}, true AS _seen FROM "_keysb_{entity}"')
+        unseen = f"_unseen_{entity}"
+        k_names = [f"_k{i}" for i in range(len(exprs))]
+        seen = ", ".join(f"{e} AS _k{i}" for i, e in enumerate(exprs))
+        older = f"{BATCH_ID} <= '{snap.keys.batch_id}' AND _kh = 0"
+        identities = [f'SELECT {", ".join(k_names)} FROM (SELECT {keyed}, {BATCH_ID} FROM "_full_{entity}") '
+                      f"WHERE {older}"]
+        if newest:
+            identities.append(f'SELECT {", ".join(k_names)} FROM "{newest}" WHERE {older}')
+        matched = " AND ".join(f"a.{k} = b.{k}" for k in k_names)
+        session.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE "{unseen}" AS
+            SELECT DISTINCT a.*, 0 AS _kh FROM ({" UNION ALL ".join(identities)}) a
+            ANTI JOIN (SELECT {seen} FROM "_keysb_{entity}") b ON {matched}
+        """)
     return RawSnapshot(full=f"_full_{entity}", keyed=keyed, knames=knames, same=same, increments=newest,
-                       keys=keys, keys_batch=snap.keys.batch_id if snap.keys else None)
+                       unseen=unseen, keys_batch=snap.keys.batch_id if snap.keys else None)
 
 
 def _check_mapped_columns(settings: Settings, entity: str, mapping: EntityMapping, raw: str,
@@ -354,16 +369,15 @@ def _dropped_by_reconciliation(rows: RawSnapshot, typed: list[str], knames: list
     than it whose identity it did not see; `RawSnapshot.view` drops the same rows). Re-checking
     them is what a full rebuild does with them: a key whose every row was dropped leaves staging.
     It finds every row dropped since the full batch, not just tonight's: a key re-checked for
-    nothing comes out as it was. At 1M it is one anti join of the 30M order lines with their
-    keys, where a full rebuild re-checked every line."""
+    nothing comes out as it was. The identities come from `RawSnapshot.unseen`, the few the
+    reconciliation did not see, where a full rebuild re-checked every line."""
     as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
-    older = f"a.{BATCH_ID} <= '{rows.keys_batch}' AND a._kh = 0"
     parts = [f'SELECT *, {rows.keyed} FROM "{rows.full}"']
     if rows.increments:
         parts.append(f'SELECT * FROM "{rows.increments}"')
     dropped = " UNION ALL BY NAME ".join(  # by name: a later batch may carry a new source column
-        f'(SELECT a.* FROM ({part}) a ANTI JOIN "{rows.keys}" b ON {rows.same} WHERE {older})'
-        for part in parts)
+        f'(SELECT a.* FROM ({part}) a SEMI JOIN "{rows.unseen}" b ON {rows.same} '
+        f"WHERE a.{BATCH_ID} <= '{rows.keys_batch}')" for part in parts)
     return f"SELECT {as_keys} FROM ({dropped})"
 
 
