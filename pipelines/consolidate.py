@@ -3,12 +3,13 @@
 A raw table's state on a date is its last base batch plus every increment after it, the newest
 row per key winning, less the keys a later reconciliation no longer saw (`staging.prepare_snapshot`).
 Left alone, every night ranks all increments since the one full extract again and, after the first
-weekly reconciliation, joins the snapshot with the distinct keys of the whole table once more: at
-1M customers the increments' ranking grew by about 0.7 s a night, and the Monday after the
-reconciliation staged in 66.8 s against 41.1 s on a consolidated base (benchmarks/README.md). On
-the maintenance night each raw table whose state has anything after its base gets a new batch of
-kind `consolidated` that holds exactly that state, so the week's nights start again from one base
-and no reconciliation.
+weekly reconciliation, anti-joins the table's older rows with every key it saw once more: at 1M
+customers the increments' ranking grew by about 0.7 s a night, and the Monday after the
+reconciliation staged in 66.8 s against 41.1 s on a consolidated base (benchmarks/README.md;
+replayed in process, 57.1 s, and 51.1 s once the reconciliation was read as the identities it
+did not see). On the maintenance night each raw table whose state has anything after its base
+gets a new batch of kind `consolidated` that holds exactly that state, so the week's nights start
+again from one base and no reconciliation.
 
 Raw stays append-only: the base is kept beside it, in `raw_<source>__<table>__base`, and the
 registry records which batches it folds together (`covers`). Only the newest base is kept: the
