@@ -205,9 +205,10 @@ def prepare_snapshot(session: Session, entity: str, mapping: EntityMapping, as_o
     ]
     incomplete = " OR ".join(f"({e}) IS NULL" for e in exprs)
     content = f"hash({', '.join(_q(c) for c in source_columns)})"
-    keyed = ", ".join(f"{e} AS _k{i}" for i, e in enumerate(exprs))
-    keyed += f", CASE WHEN {incomplete} THEN {content} ELSE 0 END AS _kh"
-    knames = ", ".join([f"_k{i}" for i in range(len(exprs))] + ["_kh"])
+    key_values = ", ".join(f"{e} AS _k{i}" for i, e in enumerate(exprs))
+    key_names = [f"_k{i}" for i in range(len(exprs))]
+    keyed = f"{key_values}, CASE WHEN {incomplete} THEN {content} ELSE 0 END AS _kh"
+    knames = ", ".join([*key_names, "_kh"])
     same = " AND ".join([f"a._k{i} IS NOT DISTINCT FROM b._k{i}" for i in range(len(exprs))]
                         + ["a._kh = b._kh"])
     newest = unseen = None
@@ -231,18 +232,17 @@ def prepare_snapshot(session: Session, entity: str, mapping: EntityMapping, as_o
         # they stay, as an equality on their NULL key columns never matches.
         batches(f"_keysb_{entity}", [snap.keys])
         unseen = f"_unseen_{entity}"
-        k_names = [f"_k{i}" for i in range(len(exprs))]
-        seen = ", ".join(f"{e} AS _k{i}" for i, e in enumerate(exprs))
+        only_keys = ", ".join(key_names)
         older = f"{BATCH_ID} <= '{snap.keys.batch_id}' AND _kh = 0"
-        identities = [f'SELECT {", ".join(k_names)} FROM (SELECT {keyed}, {BATCH_ID} FROM "_full_{entity}") '
+        identities = [f'SELECT {only_keys} FROM (SELECT {keyed}, {BATCH_ID} FROM "_full_{entity}") '
                       f"WHERE {older}"]
         if newest:
-            identities.append(f'SELECT {", ".join(k_names)} FROM "{newest}" WHERE {older}')
-        matched = " AND ".join(f"a.{k} = b.{k}" for k in k_names)
+            identities.append(f'SELECT {only_keys} FROM "{newest}" WHERE {older}')
+        matched = " AND ".join(f"a.{k} = b.{k}" for k in key_names)
         session.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE "{unseen}" AS
             SELECT DISTINCT a.*, 0 AS _kh FROM ({" UNION ALL ".join(identities)}) a
-            ANTI JOIN (SELECT {seen} FROM "_keysb_{entity}") b ON {matched}
+            ANTI JOIN (SELECT {key_values} FROM "_keysb_{entity}") b ON {matched}
         """)
     return RawSnapshot(full=f"_full_{entity}", keyed=keyed, knames=knames, same=same, increments=newest,
                        unseen=unseen, keys_batch=snap.keys.batch_id if snap.keys else None)
