@@ -262,7 +262,7 @@ def _check_mapped_columns(settings: Settings, entity: str, mapping: EntityMappin
         )
 
 
-def _typed_keys(entity: str, mapping: EntityMapping) -> list[str] | None:
+def typed_keys(entity: str, mapping: EntityMapping) -> list[str] | None:
     """The canonical key as typed from the raw columns (the identity staging de-duplicates on)."""
     exprs = []
     for name in ENTITIES[entity].key:
@@ -299,7 +299,7 @@ def key_probes(entity: str, mapping: EntityMapping, raw_types: dict[str, str]) -
     (trimmed text), is matched on its typed value, computed once per row in a projection.
     """
     probes = []
-    for i, (name, typed) in enumerate(zip(ENTITIES[entity].key, _typed_keys(entity, mapping), strict=True)):
+    for i, (name, typed) in enumerate(zip(ENTITIES[entity].key, typed_keys(entity, mapping), strict=True)):
         src = mapping.columns[name]
         ctype = ENTITIES[entity].columns[name].type
         raw_type = raw_types.get(src.column) if src.column and not src.expr and not src.format else None
@@ -364,7 +364,7 @@ def _merge_staged(session: Session, table: str, replaced: str, checked_good: str
         session.append(table, added)
 
 
-def _dropped_by_reconciliation(rows: RawSnapshot, typed: list[str], knames: list[str]) -> str:
+def dropped_by_reconciliation(rows: RawSnapshot, typed: list[str], knames: list[str]) -> str:
     """The typed keys of the raw rows the snapshot's key reconciliation drops (keyed rows older
     than it whose identity it did not see; `RawSnapshot.view` drops the same rows). Re-checking
     them is what a full rebuild does with them: a key whose every row was dropped leaves staging.
@@ -514,7 +514,7 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
     always re-read (they can only be quarantined, and a re-read may supersede them).
     """
     spec = ENTITIES[entity]
-    typed = _typed_keys(entity, mapping)
+    typed = typed_keys(entity, mapping)
     keys = [_q(k) for k in spec.key]
     knames = [f"_k{i}" for i in range(len(keys))]
 
@@ -532,7 +532,7 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
         typed_as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
         sources.append(f'SELECT {typed_as_keys} FROM "_new_{entity}"')
     if reconciled:
-        sources.append(_dropped_by_reconciliation(rows, typed, knames))
+        sources.append(dropped_by_reconciliation(rows, typed, knames))
     for col, parent, _ in FOREIGN_KEYS.get(entity, []):
         if parent in incremental_parents:
             sources.append(f'SELECT {as_keys} FROM "_old_stg_{entity}" '
@@ -626,7 +626,7 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
             parents = {p for _, p, _ in FOREIGN_KEYS.get(entity, []) if p in staged}
             new_batches = stage_state.new_increments(previous.get(entity), snap, as_of, checked_sql,
                                                      warehouse)
-            if new_batches is not None and parents <= incremental and _typed_keys(entity, mapping):
+            if new_batches is not None and parents <= incremental and typed_keys(entity, mapping):
                 _stage_increment(session, entity, mapping, rows, new_batches, staged, incremental & parents,
                                  reconciled=stage_state.reconciled(previous[entity], snap))
                 incremental.add(entity)

@@ -17,7 +17,7 @@ from pipelines.batches import Batch, snapshot
 from pipelines.config import load_config
 from pipelines.duckdb_session import Session
 from pipelines.extract import BATCH_ID, EXTRACT_DATE
-from pipelines.staging import _dropped_by_reconciliation, _typed_keys, prepare_snapshot
+from pipelines.staging import dropped_by_reconciliation, prepare_snapshot, typed_keys
 from pipelines.warehouse import Warehouse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def test_the_snapshot_drops_only_the_older_rows_of_keys_the_reconciliation_did_n
         assert session.count("_pulled") == 1 + 4  # and the newest increment rows, as in the whole view
 
         # What staging re-checks on the reconciliation night: every key with a row dropped.
-        typed = _typed_keys("service_case", mapping)
-        dropped = _dropped_by_reconciliation(rows, typed, ["_k0"])
+        typed = typed_keys("service_case", mapping)
+        dropped = dropped_by_reconciliation(rows, typed, ["_k0"])
         keys = sorted(r[0] for r in session.con.execute(f"SELECT _k0 FROM ({dropped})").fetchall())
         assert keys == ["c3", "c4", "c5", "c5"]
