@@ -32,10 +32,13 @@ def tier_counts(n: int, shares: Sequence[float]) -> list[int]:
 
 
 def assign_tiers(measure: np.ndarray, ids: np.ndarray, names: Sequence[str],
-                 shares: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Tier name and 1-based rank per customer (input order), from the top of the ranking down."""
+                 shares: Sequence[float], order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Tier name and 1-based rank per customer (input order), from the top of the ranking down.
+
+    `order` is `rank_order(measure, ids)` when the caller has it already (sorting a million text
+    ids takes 0.4 s)."""
     n = len(measure)
-    order = rank_order(measure, ids)
+    order = rank_order(measure, ids) if order is None else order
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
     labels = np.repeat(np.asarray(names, dtype=object), tier_counts(n, shares))
@@ -44,13 +47,15 @@ def assign_tiers(measure: np.ndarray, ids: np.ndarray, names: Sequence[str],
     return tiers, rank
 
 
-def abc_classes(measure: np.ndarray, ids: np.ndarray, a: float = 0.80, b: float = 0.95) -> np.ndarray:
+def abc_classes(measure: np.ndarray, ids: np.ndarray, a: float = 0.80, b: float = 0.95,
+                order: np.ndarray | None = None) -> np.ndarray:
     """A while the value ranked above a customer is under `a` of the total, B under `b`, else C.
 
-    Customers with nothing (or less than nothing) to show are C whatever the cut-offs.
-    """
+    Customers with nothing (or less than nothing) to show are C whatever the cut-offs. `order`,
+    when given, is `rank_order` of the measure with NaN as 0 (as `assign_tiers` takes it after
+    `np.nan_to_num`)."""
     values = np.nan_to_num(np.asarray(measure, dtype=float), nan=0.0)
-    order = rank_order(values, ids)
+    order = rank_order(values, ids) if order is None else order
     positive = np.clip(values[order], 0, None)
     total = positive.sum()
     classes = np.full(len(values), "C", dtype=object)

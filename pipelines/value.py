@@ -28,7 +28,7 @@ from models.clv import (
 from models.clv._fit import ConvergenceWarning
 from models.credit import apply_overrides, point_lines, rate_customers
 from models.profit import cost_parts, whale_curve
-from models.pyramid import abc_classes, assign_tiers
+from models.pyramid import abc_classes, assign_tiers, rank_order
 from models.tier_stability import stabilise, tier_floors
 from pipelines import clv_model
 from pipelines.config import Settings
@@ -190,7 +190,8 @@ def add_tiers(table: pa.Table, settings: Settings, previous: pd.DataFrame, as_of
     measure = np.nan_to_num(measure, nan=0.0)
     ids = table.column("customer_id").to_numpy(zero_copy_only=False).astype(str)
     names = [level.name for level in tiers.levels]
-    ranked, rank = assign_tiers(measure, ids, names, [level.share for level in tiers.levels])
+    order = rank_order(measure, ids)  # one ranking for the tiers and the ABC classes
+    ranked, rank = assign_tiers(measure, ids, names, [level.share for level in tiers.levels], order)
     prev = previous
     held = prev["tier"].astype(object).where(prev["tier"].notna(), None).to_numpy()
     stable = stabilise(measure, ranked, held, prev["pending_tier"].astype(object).to_numpy(),
@@ -199,7 +200,7 @@ def add_tiers(table: pa.Table, settings: Settings, previous: pd.DataFrame, as_of
     since = np.where(stable.changed | pd.isna(prev["tier_since"]).to_numpy(), as_of,
                      prev["tier_since"].to_numpy())
     key_tiers = [level.name for level in tiers.levels if level.key_account]
-    abc = abc_classes(measure, ids, settings.config.abc.a, settings.config.abc.b)
+    abc = abc_classes(measure, ids, settings.config.abc.a, settings.config.abc.b, order)
     boundary = crossed_boundary(measure, ranked, held, stable.tier, names)
     return (
         table.append_column("tier", pa.array(stable.tier, pa.string()))

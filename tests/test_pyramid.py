@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models.pyramid import abc_classes, assign_tiers, tier_counts
+from models.pyramid import abc_classes, assign_tiers, rank_order, tier_counts
 
 SHARES = [0.01, 0.04, 0.15, 0.80]
 NAMES = ["VIP", "Major", "Ordinary", "Small"]
@@ -43,3 +43,15 @@ def test_abc_classes_cut_cumulative_value_and_put_zero_value_in_c():
 
 def test_abc_with_no_value_at_all_is_all_c():
     assert list(abc_classes(np.zeros(3), np.array(["a", "b", "c"]))) == ["C", "C", "C"]
+
+
+def test_a_given_ranking_gives_what_ranking_again_gives():
+    rng = np.random.default_rng(3)
+    measure = np.round(rng.gamma(1.0, 100.0, 500), 0)  # rounded: many ties, broken by id
+    measure[rng.random(500) < 0.2] = 0.0
+    ids = np.array([f"c{i:04d}" for i in rng.permutation(500)])
+    order = rank_order(measure, ids)
+    tiers, rank = assign_tiers(measure, ids, NAMES, SHARES)
+    tiers_given, rank_given = assign_tiers(measure, ids, NAMES, SHARES, order)
+    assert list(tiers_given) == list(tiers) and list(rank_given) == list(rank)
+    assert list(abc_classes(measure, ids, 0.8, 0.95, order)) == list(abc_classes(measure, ids, 0.8, 0.95))
