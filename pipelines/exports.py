@@ -6,10 +6,10 @@ the rule behind them. Files go to `<outputs.path>/<as-of>/`: `all_accounts.csv|.
 `by_owner/<owner>.csv|.xlsx`; re-running a night rewrites that night's folder. A night's files
 are written into a partial folder and put in place whole, so a reader never sees half a night.
 
-DuckDB writes the everyone files (its CSV writer and its Excel extension, in flat memory): at a
-million accounts openpyxl took minutes and gigabytes per workbook. The everyone workbook stops at
-`outputs.excel_max_rows` (a sheet that size is not read by a person; the CSV holds every row);
-each owner's workbook is always written.
+DuckDB's Excel extension writes the everyone workbook (in flat memory: at a million accounts
+openpyxl took minutes and gigabytes per workbook); it stops at `outputs.excel_max_rows` (a sheet
+that size is not read by a person; the CSV holds every row). The everyone CSV is the owners'
+files' lines one after another, and each owner's workbook is always written.
 
 At a million accounts there are ~5,000 owners, so the per-file cost rules: each owner's rows are
 one `_row` range (export order starts with the owner), and pipelines/sheet_files.py renders all
@@ -74,13 +74,11 @@ def _export_rows(session: Session, settings: Settings, as_of: date) -> int:
     return session.count("export_rows")
 
 
-def _write(con, where: str, stem: Path, excel: bool) -> None:
-    """One CSV and, if `excel`, one workbook of the export rows matching `where`, in export order."""
-    rows = f"SELECT * EXCLUDE (_row) FROM export_rows WHERE {where} ORDER BY _row"
-    con.execute(f"COPY ({rows}) TO {duck.sql_literal(str(stem.with_suffix('.csv')))} (FORMAT csv, HEADER)")
-    if excel:
-        con.execute(f"COPY ({rows}) TO {duck.sql_literal(str(stem.with_suffix('.xlsx')))} "
-                    f"(FORMAT xlsx, HEADER true, SHEET {duck.sql_literal(SHEET)})")
+def _write_workbook(con, stem: Path) -> None:
+    """The everyone workbook: every export row, in export order."""
+    rows = "SELECT * EXCLUDE (_row) FROM export_rows ORDER BY _row"
+    con.execute(f"COPY ({rows}) TO {duck.sql_literal(str(stem.with_suffix('.xlsx')))} "
+                f"(FORMAT xlsx, HEADER true, SHEET {duck.sql_literal(SHEET)})")
 
 
 def partial_folder(settings: Settings, as_of: date) -> Path:
@@ -104,8 +102,8 @@ def render_exports(settings: Settings, as_of: date,
         session.con.execute(f"LOAD {duck.sql_literal(str(duck.extension_path('excel')))}")
         total = _export_rows(session, settings, as_of)
         written = {"all_accounts": total}
-        _write(session.con, "TRUE", partial / "all_accounts",
-               total <= settings.config.outputs.excel_max_rows)
+        if total <= settings.config.outputs.excel_max_rows:
+            _write_workbook(session.con, partial / "all_accounts")
         owners = session.con.execute("SELECT owner, count(*), min(_row), max(_row) FROM export_rows "
                                      "GROUP BY owner ORDER BY owner").fetchall()
         files = []
@@ -115,8 +113,10 @@ def render_exports(settings: Settings, as_of: date,
                 stem += "_"
             written[stem] = rows
             files.append((first, last, partial / stem))
+        # the everyone CSV is the owners' files one after another (export order starts with the owner)
         sheet_files.write_files(session.con, "main.export_rows", "_row", files, sheet=SHEET,
-                                workers=max(1, min(4, os.cpu_count() or 1)))
+                                workers=max(1, min(4, os.cpu_count() or 1)),
+                                together=partial / "all_accounts.csv")
     return partial, written
 
 

@@ -94,3 +94,25 @@ def test_a_column_it_cannot_write_the_way_duckdb_does_is_refused(tmp_path):
         sheet_files.write_files(con, "main.rows", "_row", [(1, 2, tmp_path / "a"), (3, 5, tmp_path / "b")],
                                 sheet="accounts")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("rows_per_query", [1, 10_000])
+def test_the_files_together_are_byte_for_byte_what_duckdb_writes_of_every_row(tmp_path, rows_per_query):
+    con = _connect()
+    total = con.execute("SELECT count(*) FROM rows").fetchone()[0]
+    files = [(1, 7, tmp_path / "a"), (8, 8, tmp_path / "b"), (9, total, tmp_path / "c")]
+    sheet_files.write_files(con, "main.rows", "_row", files, sheet="accounts", excel=False,
+                            rows_per_query=rows_per_query, together=tmp_path / "all.csv")
+    _duckdb_files(con, 1, total, tmp_path / "theirs")
+    assert (tmp_path / "all.csv").read_bytes() == (tmp_path / "theirs.csv").read_bytes()
+    lines = b"".join((tmp_path / f"{stem}.csv").read_bytes().split(b"\n", 1)[1] for stem in "abc")
+    assert (tmp_path / "all.csv").read_bytes().split(b"\n", 1)[1] == lines
+
+
+def test_no_files_together_are_the_header_duckdb_writes_for_no_rows(tmp_path):
+    con = _connect()
+    sheet_files.write_files(con, "main.rows", "_row", [], sheet="accounts", excel=False,
+                            together=tmp_path / "all.csv")
+    con.execute(f"COPY (SELECT * EXCLUDE (_row) FROM rows WHERE false) TO '{tmp_path}/theirs.csv' "
+                "(FORMAT csv, HEADER)")
+    assert (tmp_path / "all.csv").read_bytes() == (tmp_path / "theirs.csv").read_bytes()
