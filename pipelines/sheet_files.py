@@ -136,8 +136,8 @@ def _in_file_order(rendered: pa.Table, files: list[tuple[int, int, Path]]) -> tu
     a run of files cover one range of `order` with no gap, so a row's place is its `order` less
     the first. One `take` puts the texts in that order, and then a file's rows are consecutive
     bytes of the result: a file is a view of them, not a copy. Joining each file's texts with
-    Arrow and making Python strings of them (then bytes again to write) took 6.6 of the exports'
-    21 CPU seconds at a million accounts (benchmarks/README.md)."""
+    Arrow and making Python strings of them (then bytes again to write) took 0.95 CPU seconds at a
+    million accounts, this 0.26 (of the exports' ~21; benchmarks/README.md)."""
     start = files[0][0]
     place = pc.subtract(rendered.column("_order"), start).to_numpy()
     n = len(place)
