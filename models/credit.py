@@ -12,35 +12,15 @@ grade cut-offs come from configuration; nothing here knows the default numbers.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-GROUPS = ("character", "payment_record", "operating_capacity", "solvency", "profitability")
-FINANCIAL_GROUPS = ("solvency", "profitability")
+from models.scorecard import FINANCIAL_GROUPS, GROUPS, Indicator, Override, Scorecard
 
-
-@dataclass(frozen=True)
-class Indicator:
-    name: str
-    group: str
-    points: float
-    bands: tuple[tuple[float, float], ...]  # (threshold, share of points), best band first
-    higher_is_better: bool = True
-    missing: float = 0.0  # share of points when the value is unknown
-    label: str = ""
-
-    @property
-    def financial(self) -> bool:
-        return self.group in FINANCIAL_GROUPS
-
-
-@dataclass(frozen=True)
-class Scorecard:
-    indicators: tuple[Indicator, ...]
-    grades: tuple[tuple[str, float], ...]  # (grade, minimum score), best first; the last is the floor
+__all__ = ["FINANCIAL_GROUPS", "GROUPS", "Indicator", "Override", "Scorecard", "apply_overrides", "grade_of",
+           "indicator_points", "point_lines", "rate_customers", "score_customers"]
 
 
 def indicator_points(values: np.ndarray, indicator: Indicator) -> tuple[np.ndarray, np.ndarray]:
@@ -113,14 +93,6 @@ def score_customers(indicators: pd.DataFrame, card: Scorecard) -> tuple[pd.DataF
     parts = list(point_lines(indicators, card))
     points = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return rate_customers(indicators, card), points
-
-
-@dataclass(frozen=True)
-class Override:
-    customer_id: str
-    grade: str
-    reason: str
-    expires: date
 
 
 def apply_overrides(rating: pd.DataFrame, overrides: Sequence[Override], as_of: date) -> pd.DataFrame:

@@ -12,14 +12,16 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy.engine import URL, make_url
 
 from pipelines.canonical import ENTITIES, REQUIRED_ENTITIES
 from pipelines.value_config import AlertConfig, ClvConfig, CostToServeConfig, CreditConfig
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 DEFAULT_CONFIG = "kam.yaml"
 CONFIG_ENV = "KAM_CONFIG"
@@ -46,6 +48,8 @@ class SourceConfig(_Strict):
         if not self.url and not self.url_env:
             raise ValueError("give either 'url' or 'url_env'")
         if self.url:
+            from sqlalchemy.engine import make_url  # 0.4 s: only when a URL is read
+
             try:
                 url = make_url(self.url)
             except Exception as exc:  # sqlalchemy raises ArgumentError with a decent message
@@ -563,6 +567,8 @@ class Settings:
                     f"{source.url_env} is not set"
                 )
         raw = raw or source.url
+        from sqlalchemy.engine import make_url
+
         url = make_url(raw)
         if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
             url = url.set(database=str(_resolve(self.base_dir, url.database)))

@@ -11,9 +11,12 @@ from __future__ import annotations
 import importlib
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-from sqlalchemy.engine import URL
+
+if TYPE_CHECKING:  # SQLAlchemy takes 0.35 s to import: not for every `kam` start
+    from sqlalchemy.engine import URL
 
 _EXTENSION_PACKAGES = {
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",

@@ -78,6 +78,9 @@ def _child(write_fd: int, parent: int, step: str, as_of: date, settings: Setting
 # seconds): imported once in the parent, so the children share them instead of each importing them
 # again.
 _LAZY_IMPORTS = {"validate": ["great_expectations"], "check": ["great_expectations"]}
+# What every step reads the warehouse with (delta-rs makes Arrow datasets), imported by no `kam`
+# command that does not need it: pyarrow.dataset imports pandas (0.8 s).
+_EVERY_STEP = ["pyarrow.dataset"]
 
 
 def _lazy_modules(steps: list[str]) -> list[str]:
@@ -85,7 +88,7 @@ def _lazy_modules(steps: list[str]) -> list[str]:
     libraries, in the steps' order."""
     from pipelines.nightly import step_module
 
-    modules = [m for step in steps for m in [step_module(step), *_LAZY_IMPORTS.get(step, [])]]
+    modules = _EVERY_STEP + [m for step in steps for m in [step_module(step), *_LAZY_IMPORTS.get(step, [])]]
     return list(dict.fromkeys(modules))
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.credit import FINANCIAL_GROUPS, GROUPS, Indicator, Override, Scorecard
+from models.scorecard import FINANCIAL_GROUPS, GROUPS, Indicator, Override, Scorecard
 
 
 class _Strict(BaseModel):

@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Field, write_deltalake
 from deltalake import Schema as DeltaSchema
@@ -28,6 +28,9 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 
 from pipelines.duck import sql_literal
+
+if TYPE_CHECKING:  # imported by delta-rs when a dataset is made: it imports pandas (0.8 s a start)
+    import pyarrow.dataset as ds
 
 LAYERS = ("raw", "staging", "marts", "meta")
 # DuckDB column types its Parquet writer stores as its Arrow export gives them
