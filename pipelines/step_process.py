@@ -78,8 +78,8 @@ def _child(write_fd: int, parent: int, step: str, as_of: date, settings: Setting
 # seconds): imported once in the parent, so the children share them instead of each importing them
 # again.
 _LAZY_IMPORTS = {"validate": ["great_expectations"], "check": ["great_expectations"]}
-# What every step reads the warehouse with (delta-rs makes Arrow datasets), imported by no `kam`
-# command that does not need it: pyarrow.dataset imports pandas (0.8 s).
+# Every step reads the warehouse through Arrow datasets, and pyarrow.dataset imports pandas (0.8 s):
+# imported before the first fork, so the children share it, not when `kam` starts (`kam --help`).
 _EVERY_STEP = ["pyarrow.dataset"]
 
 
