@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.config import Settings
 from pipelines.ledger import runs
@@ -127,45 +129,80 @@ def _read(warehouse: Warehouse, name: str, columns: list[str] | None = None) -> 
     return warehouse.read(name, columns).to_pandas() if warehouse.exists(name) else None
 
 
+def _value_sections(value: pa.Table, tiers: list[str]) -> list[tuple[str, str]]:
+    """The pyramid, the Lorenz curve, the tier migration and the CLV distribution from customer_value's
+    revenue_12m, tier, previous_tier and clv. Counted in Arrow and NumPy over tier positions: at a
+    million customers, converting the columns to pandas and cross-tabulating the text took 1.0 of the
+    report's 1.9 s, after every night's last step."""
+    out: list[tuple[str, str]] = []
+    revenue = pc.fill_null(pc.cast(value.column("revenue_12m"), pa.float64()), 0.0).to_numpy()
+    total = revenue.sum() or 1.0
+    names = pa.array(tiers, pa.string())
+    tier = value.column("tier")
+    previous = value.column("previous_tier")
+    at = pc.fill_null(pc.index_in(tier, value_set=names), -1).to_numpy()  # -1: no tier, or not a tier
+    placed = at >= 0
+    customers = np.bincount(at[placed], minlength=len(tiers))
+    revenue_by_tier = np.bincount(at[placed], weights=revenue[placed], minlength=len(tiers))
+    rows = [(t, int(customers[i]), float(revenue_by_tier[i] / total)) for i, t in enumerate(tiers)]
+    out.append(("Customer pyramid", pyramid_chart(rows)))
+    ordered = np.sort(revenue)[::-1]
+    x = np.arange(len(ordered) + 1) / max(len(ordered), 1)
+    y = np.concatenate([[0], np.cumsum(ordered) / total])
+    top20 = float(y[int(0.2 * len(ordered))]) if len(ordered) else 0
+    out.append((f"Pareto / Lorenz curve — the top 20% of customers bring {top20:.0%} of revenue",
+                line_chart("lorenz", [("customers by revenue", x, y), ("equality", [0, 1], [0, 1])],
+                           "share of customers (largest first)", "cumulative share of revenue")))
+    # rows of the matrix: the previous tier's position, len(tiers) for "(new)" (no previous tier)
+    came_from = np.where(pc.is_null(previous).to_numpy(), len(tiers),
+                         pc.fill_null(pc.index_in(previous, value_set=names), -1).to_numpy())
+    seen = set(np.unique(came_from).tolist())
+    counted = placed & (came_from >= 0)
+    matrix = np.bincount(came_from[counted] * len(tiers) + at[counted],
+                         minlength=(len(tiers) + 1) * len(tiers)).reshape(len(tiers) + 1, len(tiers))
+    labels = [*tiers, "(new)"]
+    shown = [i for i in range(len(labels)) if i in seen]
+    frame = pd.DataFrame({"from \\ to": [labels[i] for i in shown],
+                          **{t: matrix[shown, j].astype(int) for j, t in enumerate(tiers)}})
+    changed = int(pc.sum(pc.and_(pc.is_valid(previous),
+                                 pc.fill_null(pc.not_equal(previous, tier), True))).as_py() or 0)
+    out.append((f"Tier migration since the last run — {changed:,} customers changed tier",
+                _table(frame, shade=True)))
+    clv = pc.drop_null(pc.cast(value.column("clv"), pa.float64())).to_numpy()
+    clv = clv[clv > 0]
+    if len(clv):
+        edges = np.logspace(math.log10(clv.min()), math.log10(clv.max() + 1), 13)
+        counts, _ = np.histogram(clv, bins=edges)
+
+        def money(v: float) -> str:
+            return f"{v:,.0f}" if v >= 10 else f"{v:.2g}"
+
+        labels = [f"{money(edges[i])} – {money(edges[i + 1])}" for i in range(len(counts))]
+        out.append((f"CLV distribution — {len(clv):,} customers with a positive CLV, median "
+                    f"{np.median(clv):,.0f}", bar_chart("clv", labels, [float(c) for c in counts],
+                                                      colour=COLOURS[2])))
+    return out
+
+
+def _quarantined(warehouse: Warehouse) -> list[tuple[str, str, int]]:
+    """(entity, reason, rows) of every quarantine table, the most frequent reason first."""
+    quality = []
+    for name in warehouse.tables("staging"):
+        if name.startswith("quarantine_"):
+            counts = pc.value_counts(pc.drop_null(warehouse.read(name, ["_reject_reason"]).column(0)))
+            pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+            for reason, n in sorted(pairs, key=lambda p: (-p[1], p[0])):
+                quality.append((name.removeprefix("quarantine_"), reason, int(n)))
+    return quality
+
+
 def _sections(settings: Settings, as_of: date, run_id: str | None) -> list[tuple[str, str]]:
     warehouse = Warehouse(settings.warehouse_path)
     tiers = [level.name for level in settings.config.tiers.levels]
     out: list[tuple[str, str]] = []
-    value = _read(warehouse, "customer_value", ["revenue_12m", "tier", "previous_tier", "clv"])
-    if value is not None:
-        revenue = value["revenue_12m"].astype(float).fillna(0)
-        total = revenue.sum() or 1.0
-        by_tier = revenue.groupby(value["tier"]).agg(["size", "sum"])
-        rows = [(t, int(by_tier["size"].get(t, 0)), float(by_tier["sum"].get(t, 0.0) / total)) for t in tiers]
-        out.append(("Customer pyramid", pyramid_chart(rows)))
-        ordered = np.sort(revenue.to_numpy())[::-1]
-        x = np.arange(len(ordered) + 1) / max(len(ordered), 1)
-        y = np.concatenate([[0], np.cumsum(ordered) / total])
-        top20 = float(y[int(0.2 * len(ordered))]) if len(ordered) else 0
-        out.append((f"Pareto / Lorenz curve — the top 20% of customers bring {top20:.0%} of revenue",
-                    line_chart("lorenz", [("customers by revenue", x, y), ("equality", [0, 1], [0, 1])],
-                               "share of customers (largest first)", "cumulative share of revenue")))
-        moved = value.assign(previous=value["previous_tier"].fillna("(new)"))
-        seen = set(moved["previous"].unique())  # once: a set of a million strings per tier took 3 s
-        matrix = pd.crosstab(moved["previous"], moved["tier"]).reindex(
-            index=[t for t in [*tiers, "(new)"] if t in seen], columns=tiers, fill_value=0)
-        matrix = matrix.reset_index().rename(columns={"previous": "from \\ to"})
-        matrix.columns.name = None
-        changed = int((value["previous_tier"].notna() & (value["previous_tier"] != value["tier"])).sum())
-        out.append((f"Tier migration since the last run — {changed:,} customers changed tier",
-                    _table(matrix.astype({c: int for c in tiers}), shade=True)))
-        clv = value["clv"].astype(float).dropna()
-        clv = clv[clv > 0]
-        if len(clv):
-            edges = np.logspace(math.log10(clv.min()), math.log10(clv.max() + 1), 13)
-            counts, _ = np.histogram(clv, bins=edges)
-            def money(v: float) -> str:
-                return f"{v:,.0f}" if v >= 10 else f"{v:.2g}"
-
-            labels = [f"{money(edges[i])} – {money(edges[i + 1])}" for i in range(len(counts))]
-            out.append((f"CLV distribution — {len(clv):,} customers with a positive CLV, median "
-                        f"{clv.median():,.0f}", bar_chart("clv", labels, [float(c) for c in counts],
-                                                          colour=COLOURS[2])))
+    if warehouse.exists("customer_value"):
+        value = warehouse.read("customer_value", ["revenue_12m", "tier", "previous_tier", "clv"])
+        out += _value_sections(value, tiers)
     whale = _read(warehouse, "whale_curve")
     if whale is not None and len(whale):
         peak = float(whale["cumulative_profit_share"].max())
@@ -197,12 +234,7 @@ def _sections(settings: Settings, as_of: date, run_id: str | None) -> list[tuple
                           [float(v) * 100 for v in profile["share_of_revenue"].fillna(0)], "% of revenue",
                           colour=COLOURS[4])
         out.append(("Segment profiles", chart + _table(profile[cols])))
-    quality = []
-    for name in warehouse.tables("staging"):
-        if name.startswith("quarantine_"):
-            data = warehouse.read(name, ["_reject_reason"]).to_pandas()
-            for reason, n in data["_reject_reason"].value_counts().items():
-                quality.append((name.removeprefix("quarantine_"), reason, int(n)))
+    quality = _quarantined(warehouse)
     if quality:
         frame = pd.DataFrame(quality, columns=["entity", "reason", "rows"])
         out.append((f"Data quality — {frame['rows'].sum():,} rows quarantined", _table(frame)))
