@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from datetime import date
 
+import pyarrow as pa
+
 from pipelines import customer_day
 from pipelines import value as value_marts
 from pipelines.canonical import ENTITIES
@@ -16,7 +18,7 @@ from pipelines.config import Settings
 from pipelines.duckdb_session import Session, sql_file
 from pipelines.results import StepResult
 from pipelines.staging import empty_entity_sql
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import Warehouse, writes_beside
 
 
 def expose_staging(session: Session, settings: Settings, *, order_history: bool = True,
@@ -63,26 +65,31 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
         values = value_marts.add_tiers(values, settings, previous, as_of)
         values = values.sort_by([("tier_rank", "ascending")])
         session.con.register("customer_value", values)
-        session.warehouse.write("customer_value", values)
-        result.rows["customer_value"] = values.num_rows
-        result.details["clv"] = clv_info
-        for table, data, key in value_marts.side_marts(session, settings, values, clv_info, clv_kept,
-                                                          rerate_credit=rerate_credit):
-            session.warehouse.write(table, data, replace_where=key)
-            result.rows[table] = session.warehouse.rows(table) if key is None else data.num_rows
-            if on_table:
-                on_table(table, result.rows[table])
+        # the marts on customer_value are computed while the ones before them are written
+        with writes_beside(warehouse) as beside:
+            beside.write("customer_value", values)
+            result.rows["customer_value"] = values.num_rows
+            result.details["clv"] = clv_info
+            for table, data, key in value_marts.side_marts(session, settings, values, clv_info, clv_kept,
+                                                              rerate_credit=rerate_credit):
+                beside.write(table, data, replace_where=key)
+                if table == value_marts.TIER_HISTORY:
+                    beside.wait()  # side_marts reads the tier state back
+                # a table replaced whole holds the rows written; a replaced night, that night's
+                result.rows[table] = data.num_rows if isinstance(data, pa.Table) else None
+
+            tiers = session.con.execute(sql_file("marts", "crm_account_tier")).to_arrow_table()
+            beside.write("crm_account_tier", tiers)
+            result.rows["crm_account_tier"] = tiers.num_rows
+        for table, rows in result.rows.items():
+            if rows is None:  # streamed
+                result.rows[table] = rows = warehouse.rows(table)
+            if on_table and table not in (customer_day.FACT, "customer_product_line"):
+                on_table(table, rows)
 
         if settings.config.credit is not None and "credit_rating" not in result.rows:
             result.notes.append(f"credit rating of {value_marts.rating_quarter(as_of)[0]} kept: credit is "
                                 "rated once a quarter (`kam build --rerate-credit` rates it again)")
-
-        tiers = session.con.execute(sql_file("marts", "crm_account_tier")).to_arrow_table()
-        session.warehouse.write("crm_account_tier", tiers)
-        result.rows["crm_account_tier"] = tiers.num_rows
-        if on_table:
-            on_table("customer_value", values.num_rows)
-            on_table("crm_account_tier", tiers.num_rows)
 
         counts = session.con.execute(
             "SELECT tier, count(*), sum(revenue_12m) FROM customer_value GROUP BY tier"

@@ -33,7 +33,7 @@ from pipelines.config import Settings
 from pipelines.duckdb_session import Session, sql_file
 from pipelines.marts import expose_staging
 from pipelines.results import StepResult
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import Warehouse, writes_beside
 
 MARTS = ("customer_features", "customer_segment", "segment_profile", "segment_rule", "cross_sell_rule",
          "account_next_best")
@@ -88,45 +88,45 @@ def mine(settings: Settings, as_of: date, *, run_id: str | None = None,
             "SELECT customer_id, product_line FROM customer_product_line ORDER BY ALL").to_arrow_table()
         lines = pa.table({c: pc.dictionary_encode(baskets[c]) for c in baskets.column_names}).to_pandas()
     timings = {}
+    night = f"as_of_date = '{as_of.isoformat()}'"
+    # each table is written while the next is computed (its write overlaps the models' work)
+    with writes_beside(warehouse) as beside:
+        def keep(name: str, table: pa.Table) -> None:
+            beside.write(name, table, replace_where=night)
+            result.rows[name] = table.num_rows
 
-    kept = mining_model.kept_model(warehouse, as_of, config)
-    tick = time.perf_counter()
-    if kept is None:
-        seg = frames.segment(features, last_night(warehouse, as_of), config)
-    else:
-        seg = frames.place(features, kept.segments, config)
-    timings["segments"] = time.perf_counter() - tick
+        keep("customer_features", feature_table.append_column(
+            "run_id", pa.array([run_id] * feature_table.num_rows, pa.string())))
+        kept = mining_model.kept_model(warehouse, as_of, config)
+        tick = time.perf_counter()
+        if kept is None:
+            seg = frames.segment(features, last_night(warehouse, as_of), config)
+        else:
+            seg = frames.place(features, kept.segments, config)
+        timings["segments"] = time.perf_counter() - tick
+        keep("customer_segment", frames.customer_segment_table(features, seg, as_of, run_id))
+        keep("segment_profile", frames.segment_profile_table(features, seg, config, as_of, run_id))
 
-    tick = time.perf_counter()
-    targets = frames.label_targets(features, seg, labels)
-    if kept is None:
-        X, names = frames.rule_matrix(features)
-        rule_sets = frames.induce(X, names, targets, config)
-        fitted = mining_model.MiningModel(as_of, mining_model.fingerprint(config), seg.model, rule_sets)
-    else:
-        rule_sets = kept.rules
-    rules = frames.rule_table(features, rule_sets, targets, as_of, run_id)
-    timings["rules"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        targets = frames.label_targets(features, seg, labels)
+        if kept is None:
+            X, names = frames.rule_matrix(features)
+            rule_sets = frames.induce(X, names, targets, config)
+            fitted = mining_model.MiningModel(as_of, mining_model.fingerprint(config), seg.model, rule_sets)
+        else:
+            rule_sets = kept.rules
+        keep("segment_rule", frames.rule_table(features, rule_sets, targets, as_of, run_id))
+        timings["rules"] = time.perf_counter() - tick
 
-    tick = time.perf_counter()
-    matrix, items, ids = frames.baskets_matrix(features["customer_id"], lines)
-    cross, offers = frames.cross_sell(matrix, items, ids, config, as_of, run_id)
-    timings["cross_sell"] = time.perf_counter() - tick
-
-    tables = {
-        "customer_features": feature_table.append_column(
-            "run_id", pa.array([run_id] * feature_table.num_rows, pa.string())),
-        "customer_segment": frames.customer_segment_table(features, seg, as_of, run_id),
-        "segment_profile": frames.segment_profile_table(features, seg, config, as_of, run_id),
-        "segment_rule": rules,
-        "cross_sell_rule": cross,
-        "account_next_best": offers,
-    }
-    for name, table in tables.items():
-        warehouse.write(name, table, replace_where=f"as_of_date = '{as_of.isoformat()}'")
-        result.rows[name] = table.num_rows
-        if on_table:
-            on_table(name, table.num_rows)
+        tick = time.perf_counter()
+        matrix, items, ids = frames.baskets_matrix(features["customer_id"], lines)
+        cross, offers = frames.cross_sell(matrix, items, ids, config, as_of, run_id)
+        keep("cross_sell_rule", cross)
+        keep("account_next_best", offers)
+        timings["cross_sell"] = time.perf_counter() - tick
+    if on_table:
+        for name, rows in result.rows.items():
+            on_table(name, rows)
 
     if kept is None:  # after the marts it explains: a crash before this refits tomorrow
         mining_model.save(warehouse, fitted)

@@ -7,12 +7,14 @@ an uncommitted Parquet file behind and the table at its last good version.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -315,3 +317,49 @@ class Warehouse:
         version = DeltaTable(str(self.path(table))).version()
         _note("written", table, version)
         return version
+
+
+class WritesBeside:
+    """Warehouse writes run in turn on a thread of their own while the caller computes the next
+    table. delta-rs encodes and writes without holding Python's lock, so a mart's write overlaps the
+    pandas and NumPy work that follows it (at 1M customers, customer_value's 1.2 s write beside the
+    alerts). Each write is still one commit, in the order given; the lineage of the caller's
+    `tracking()` block records them. A RecordBatchReader streams from the caller's DuckDB
+    connection, which one thread must use at a time: it is written on the caller's thread, after the
+    writes before it. Made by `writes_beside()`."""
+
+    def __init__(self, warehouse: Warehouse):
+        self.warehouse = warehouse
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kam-write")
+        self._context = contextvars.copy_context()  # the same Lineage: its notes reach the caller's
+        self._pending: list[Future] = []
+
+    def write(self, table: str, data: pa.Table | pa.RecordBatchReader, **options) -> None:
+        """`Warehouse.write` after the writes before it; queued unless `data` streams."""
+        if isinstance(data, pa.RecordBatchReader):
+            self.wait()
+            self.warehouse.write(table, data, **options)
+            return
+        self._pending.append(self._pool.submit(self._context.run, self.warehouse.write, table, data,
+                                               **options))
+
+    def wait(self) -> None:
+        """Return when every write given so far is committed (re-raising the first that failed)."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+@contextmanager
+def writes_beside(warehouse: Warehouse) -> Iterator[WritesBeside]:
+    """A `WritesBeside` for the block; the block ends when its writes are committed. If the block
+    fails, the writes it gave are still finished (or fail) before its error goes on."""
+    writer = WritesBeside(warehouse)
+    try:
+        yield writer
+        writer.wait()
+    finally:
+        writer.close()

@@ -123,3 +123,55 @@ def test_tables_are_read_on_arrows_own_file_system_as_delta_rs_reads_them(tmp_pa
     one_day = ds.field("day") == "2020-01-02"
     expected = sum(1 for d in days.column("day").to_pylist() if d == "2020-01-02")
     assert warehouse.dataset("raw_x").to_table(filter=one_day).num_rows == expected > 0
+
+
+def test_writes_beside_commit_in_order_before_the_block_ends_with_their_lineage(tmp_path, con):
+    import threading
+
+    import pyarrow as pa
+
+    from pipelines.warehouse import tracking, writes_beside
+
+    warehouse = Warehouse(tmp_path)
+    threads = []
+    original = Warehouse.write
+
+    def write(self, table, data, **options):  # which thread wrote what, and in which order
+        threads.append((table, threading.current_thread().name))
+        return original(self, table, data, **options)
+
+    Warehouse.write = write
+    try:
+        with tracking() as lineage, writes_beside(warehouse) as beside:
+            beside.write("first", pa.table({"n": [1, 2]}))
+            beside.write("second", pa.table({"n": [3]}))
+            beside.wait()
+            assert warehouse.rows("second") == 1  # wait() returns once they are committed
+            beside.write("third", pa.table({"n": [4, 5, 6]}))
+            beside.write("streamed", con.execute("SELECT 7 AS n").to_arrow_reader(10))
+    finally:
+        Warehouse.write = original
+    assert [t for t, _ in threads] == ["first", "second", "third", "streamed"]
+    caller = threading.current_thread().name
+    assert [name == caller for _, name in threads] == [False, False, False, True]  # a stream: the caller's
+    assert {t: warehouse.rows(t) for t in ("first", "third", "streamed")} == {"first": 2, "third": 3,
+                                                                                "streamed": 1}
+    assert set(lineage.written) == {"first", "second", "third", "streamed"}
+
+
+def test_a_failed_write_beside_fails_the_block_and_a_failed_block_still_finishes_its_writes(tmp_path):
+    import pyarrow as pa
+
+    from pipelines.warehouse import writes_beside
+
+    warehouse = Warehouse(tmp_path)
+    warehouse.write("kept", pa.table({"n": [1]}))
+    with pytest.raises(Exception, match="No field named missing_column"), writes_beside(warehouse) as beside:
+        # replacing the rows of a night by a predicate on a column the table does not have
+        beside.write("kept", pa.table({"n": [2]}), replace_where="missing_column = 1")
+    assert warehouse.read("kept").column("n").to_pylist() == [1]
+
+    with pytest.raises(RuntimeError, match="the computation failed"), writes_beside(warehouse) as beside:
+        beside.write("late", pa.table({"n": list(range(100_000))}))
+        raise RuntimeError("the computation failed")
+    assert warehouse.rows("late") == 100_000  # written before the error went on
