@@ -75,7 +75,7 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
                 beside.write(table, data, replace_where=key)
                 if table == value_marts.TIER_HISTORY:
                     beside.wait()  # side_marts reads the tier state back
-                # a table replaced whole holds the rows written; a replaced night, that night's
+                # the rows written: the whole table's, or the night's where only the night is replaced
                 result.rows[table] = data.num_rows if isinstance(data, pa.Table) else None
 
             tiers = session.con.execute(sql_file("marts", "crm_account_tier")).to_arrow_table()
