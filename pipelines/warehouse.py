@@ -7,7 +7,6 @@ an uncommitted Parquet file behind and the table at its last good version.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import os
 import re
@@ -16,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -331,7 +330,7 @@ class WritesBeside:
     def __init__(self, warehouse: Warehouse):
         self.warehouse = warehouse
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kam-write")
-        self._context = contextvars.copy_context()  # the same Lineage: its notes reach the caller's
+        self._context = copy_context()  # the same Lineage: its notes reach the caller's
         self._pending: list[Future] = []
 
     def write(self, table: str, data: pa.Table | pa.RecordBatchReader, **options) -> None:
