@@ -152,13 +152,13 @@ def _run(steps: list[str], config: str | None, as_of: date, *,
 
     def started_step(name: str) -> None:
         console.log(f"{name}: started")
-        if preloading:  # the step's child exists: the parent imports what the next step needs
-            preloading.forked(steps.index(name))
+        if preloading:  # the step's child exists: the parent imports what later steps need
+            preloading.start()
 
     try:
-        for index, step in enumerate(steps):
+        for step in steps:
             if preloading:
-                preloading.before_fork(index)  # before anything forks (the step, or the exports beside it)
+                preloading.wait()  # before anything forks (the step, or the exports beside it)
             if before and step in before:
                 before[step]()
             with console.status(f"[bold]{step}[/]: {STEP_HELP[step]}…") as status:

@@ -101,66 +101,38 @@ def _import_all(modules: list[str]) -> None:
 
 
 class Preload:
-    """The slow imports of a run's steps, each step's done in the parent while the step before it
-    runs in its child, so the child forked next shares them.
+    """The slow imports of a run's steps, done in the parent while its first step's child runs.
 
-    A fork must not happen while another thread imports (the child would inherit a held import
-    lock), so the thread imports one step's modules at a time and only the next step's: it starts
-    on the modules of step k+1 once step k's child exists (`forked(k)`), and `before_fork(k+1)`
-    returns once they are imported, with nothing importing. Importing every later step's modules
-    beside the first child made the second fork wait for all of them: extract ends long before
-    Great Expectations (5.5 s) and scikit-learn (2.3 s) are imported when the night is small, and
-    at 10k customers stage started 4.4–5.3 s after extract ended. Now validate waits for what of
-    Great Expectations' import stage did not cover (2.6–2.8 s at 10k). The first step's modules
-    are imported before its own fork."""
+    Importing Great Expectations before the first fork held back every `kam run` by ~4.7 s at the
+    start; while the extract child runs, the parent only waits on it. A fork must not happen while
+    another thread imports (the child would inherit a held import lock), so `wait()` is called before
+    every fork after the first, and `start()` only once the first child exists. Modules the first
+    step needs itself are imported before it, as before."""
 
     def __init__(self, steps: list[str]):
-        self._groups: list[list[str]] = []
-        seen: set[str] = set()
-        for step in steps:
-            self._groups.append([m for m in _lazy_modules([step]) if m not in seen])
-            seen.update(self._groups[-1])
-        self._imported = 0  # groups imported, in the steps' order
-        self._allowed = 0  # groups the thread may import: up to the one after the last forked step's
-        self._done = threading.Condition()
+        self._first = _lazy_modules(steps[:1])
+        self._later = [m for m in _lazy_modules(steps[1:]) if m not in self._first]
         self._thread: threading.Thread | None = None
+        self._forked = False
 
-    def before_fork(self, step: int) -> None:
-        """Call before forking the `step`-th step's child (or anything forked beside it): nothing is
-        importing when it returns, and the modules of steps up to `step` are imported."""
-        if self._thread is None:  # no child has reported yet: import here
-            _import_all([m for group in self._groups[self._imported:step + 1] for m in group])
-            self._imported = max(self._imported, step + 1)
+    def wait(self) -> None:
+        """Call before a fork: nothing is importing when it returns."""
+        if not self._forked:
+            _import_all(self._first)
+            self._forked = True  # the caller forks next
             return
-        with self._done:
-            self._allowed = max(self._allowed, step + 1)
-            self._done.notify_all()
-            self._done.wait_for(lambda: self._imported >= min(step + 1, len(self._groups)))
-            # the thread imports only groups below `_allowed` (= step + 1 until `forked(step)`):
-            # it is idle now
+        if self._thread is None:  # the first child never reported: import here, before the next fork
+            _import_all(self._later)
+            self._later = []
+            return
+        self._thread.join()
 
-    def forked(self, step: int) -> None:
-        """Call once the `step`-th step's child exists: the next step's modules are imported beside it."""
-        with self._done:
-            self._allowed = max(self._allowed, step + 2)
-            self._done.notify_all()
-        if self._thread is None and self._imported < len(self._groups):
-            self._thread = threading.Thread(target=self._run, name="kam-preload", daemon=True)
+    def start(self) -> None:
+        """Call once the first step's child exists: import the later steps' modules beside it."""
+        if self._thread is None and self._later:
+            self._thread = threading.Thread(target=_import_all, args=(self._later,), name="kam-preload",
+                                            daemon=True)
             self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            with self._done:
-                self._done.wait_for(lambda: self._imported < self._allowed)
-                group = self._groups[self._imported]
-            try:  # a module that fails here fails again, with its error, in the step that needs it
-                _import_all(group)
-            finally:
-                with self._done:
-                    self._imported += 1
-                    self._done.notify_all()
-            if self._imported == len(self._groups):
-                return
 
 
 def run_step_in_child(step: str, as_of: date, settings: Settings, *, run_id: str,

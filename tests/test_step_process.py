@@ -117,31 +117,25 @@ def _started(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
 
 
-def test_each_steps_imports_run_beside_the_step_before_it_and_are_done_before_its_fork(monkeypatch):
-    """`kam run` imports a step's slow modules while the step before it runs, not before the first
-    fork and not while an earlier fork is still to come: `Preload` imports only the first step's
-    modules before the first fork, starts on the next step's once a child exists (`forked`), and
-    `before_fork` returns only when they are imported and nothing is importing."""
+def test_the_later_steps_imports_run_beside_the_first_child_and_are_done_before_the_next_fork(monkeypatch):
+    """`kam run` imports Great Expectations while extract's child runs, not before it: `Preload`
+    imports nothing the first step does not need before the first fork, imports the later steps'
+    modules in a thread once started, and `wait()` returns only when that import is done."""
     from pipelines import step_process
 
     module = "tests.fixtures_slow_import"
     sys.modules.pop(module, None)
     monkeypatch.setattr(step_process, "_LAZY_IMPORTS", {"validate": [module]})
     preloading = step_process.Preload(["extract", "stage", "validate"])
-    preloading.before_fork(0)  # extract needs nothing slow
+    preloading.wait()  # before the first fork: extract needs nothing slow
     assert module not in sys.modules
-    preloading.forked(0)  # extract's child runs: stage's modules are imported beside it
-    preloading.before_fork(1)
-    time.sleep(0.3)  # longer than the slow import: it has not started before stage's fork
-    assert module not in sys.modules
-    preloading.forked(1)  # stage's child runs: validate's modules are imported beside it
-    preloading.before_fork(2)
-    assert getattr(sys.modules.get(module), "DONE", False)  # the import ran to its end
-    time.sleep(0.05)
+    preloading.start()
+    preloading.wait()  # before stage's fork: the import is over
+    assert getattr(sys.modules.get(module), "DONE", False)
     assert not any(t.name == "kam-preload" and t.is_alive() for t in threading.enumerate())
 
     sys.modules.pop(module, None)  # a first step that needs the module imports it before its own fork
     first = step_process.Preload(["validate", "check"])
-    first.before_fork(0)
+    first.wait()
     assert module in sys.modules
     sys.modules.pop(module, None)
