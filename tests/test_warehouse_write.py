@@ -1,13 +1,16 @@
 """Warehouse.write_query: DuckDB writes the Parquet, one Delta commit records it. The table must
 read back exactly as the Arrow path (`write`) would have stored it."""
 
+import threading
+
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 from deltalake import DeltaTable
 
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import Warehouse, tracking, writes_beside
 
 QUERY = """SELECT CAST(i AS VARCHAR) AS k, i::BIGINT AS n, (i / 7)::DECIMAL(18, 3) AS d,
                   DATE '2020-01-01' + (i % 100)::INT AS day, TIMESTAMP '2020-01-01 10:00:00' AS ts,
@@ -125,13 +128,7 @@ def test_tables_are_read_on_arrows_own_file_system_as_delta_rs_reads_them(tmp_pa
     assert warehouse.dataset("raw_x").to_table(filter=one_day).num_rows == expected > 0
 
 
-def test_writes_beside_commit_in_order_before_the_block_ends_with_their_lineage(tmp_path, con):
-    import threading
-
-    import pyarrow as pa
-
-    from pipelines.warehouse import tracking, writes_beside
-
+def test_writes_beside_commit_in_order_before_the_block_ends_with_their_lineage(tmp_path, con, monkeypatch):
     warehouse = Warehouse(tmp_path)
     threads = []
     original = Warehouse.write
@@ -140,17 +137,14 @@ def test_writes_beside_commit_in_order_before_the_block_ends_with_their_lineage(
         threads.append((table, threading.current_thread().name))
         return original(self, table, data, **options)
 
-    Warehouse.write = write
-    try:
-        with tracking() as lineage, writes_beside(warehouse) as beside:
-            beside.write("first", pa.table({"n": [1, 2]}))
-            beside.write("second", pa.table({"n": [3]}))
-            beside.wait()
-            assert warehouse.rows("second") == 1  # wait() returns once they are committed
-            beside.write("third", pa.table({"n": [4, 5, 6]}))
-            beside.write("streamed", con.execute("SELECT 7 AS n").to_arrow_reader(10))
-    finally:
-        Warehouse.write = original
+    monkeypatch.setattr(Warehouse, "write", write)
+    with tracking() as lineage, writes_beside(warehouse) as beside:
+        beside.write("first", pa.table({"n": [1, 2]}))
+        beside.write("second", pa.table({"n": [3]}))
+        beside.wait()
+        assert warehouse.rows("second") == 1  # wait() returns once they are committed
+        beside.write("third", pa.table({"n": [4, 5, 6]}))
+        beside.write("streamed", con.execute("SELECT 7 AS n").to_arrow_reader(10))
     assert [t for t, _ in threads] == ["first", "second", "third", "streamed"]
     caller = threading.current_thread().name
     assert [name == caller for _, name in threads] == [False, False, False, True]  # a stream: the caller's
@@ -160,10 +154,6 @@ def test_writes_beside_commit_in_order_before_the_block_ends_with_their_lineage(
 
 
 def test_a_failed_write_beside_fails_the_block_and_a_failed_block_still_finishes_its_writes(tmp_path):
-    import pyarrow as pa
-
-    from pipelines.warehouse import writes_beside
-
     warehouse = Warehouse(tmp_path)
     warehouse.write("kept", pa.table({"n": [1]}))
     with pytest.raises(Exception, match="No field named missing_column"), writes_beside(warehouse) as beside:
