@@ -88,3 +88,89 @@ def test_the_snapshot_drops_only_the_older_rows_of_keys_the_reconciliation_did_n
         dropped = dropped_by_reconciliation(rows, typed, ["_k0"])
         keys = sorted(r[0] for r in session.con.execute(f"SELECT _k0 FROM ({dropped})").fetchall())
         assert keys == ["c3", "c4", "c5", "c5"]
+
+
+# Tonight's batch re-reads rows an earlier night already brought (the look-back) next to real changes.
+REREAD_BATCHES = [
+    ("2026-02-01.v000000", "2026-02-01", "full", [("base", "Open"), ("c2", "Open")]),
+    ("2026-02-02.v000001", "2026-02-02", "incremental",
+     [("same", "Open"), ("moved", "Open"), ("twice", "Open"), ("twice", "Open"), ("back", "Open"),
+      ("nulls", None), ("one", "Open"), (None, "No key")]),
+    ("2026-02-03.v000002", "2026-02-03", "incremental", [("back", "Closed")]),
+    ("2026-02-04.v000003", "2026-02-04", "incremental",
+     [("same", "Open"),  # re-read, unchanged
+      ("moved", "Closed"),  # changed
+      ("twice", "Open"),  # one row where there were two
+      ("one", "Open"), ("one", "Open"),  # two rows where there was one
+      ("back", "Open"),  # equals an older increment's row, not the newest one's
+      ("base", "Open"),  # last seen in the base batch: not compared
+      ("nulls", None),  # unchanged, NULLs and all
+      ("new", "Open"),
+      (None, "No key")]),  # unchanged, and without a key
+]
+
+
+def _batches(warehouse: Warehouse, batches: list) -> list[Batch]:
+    written = []
+    for version, (batch_id, day, kind, rows) in enumerate(batches):
+        data = {c: [None] * len(rows) for c in COLUMNS}
+        data["case_id"] = [k for k, _ in rows]
+        data["status"] = [s for _, s in rows]
+        table = pa.table({**{c: pa.array(v, pa.string()) for c, v in data.items()},
+                          BATCH_ID: pa.array([batch_id] * len(rows)),
+                          EXTRACT_DATE: pa.array([day] * len(rows))})
+        warehouse.append(RAW, table, partition_by=[EXTRACT_DATE])
+        written.append(Batch(RAW, batch_id, day, kind, len(rows), version))
+    return written
+
+
+def test_a_merge_re_checks_only_the_identities_tonight_changed(tmp_path):
+    settings = load_config(REPO / "kam.yaml")
+    mapping = settings.config.entities["service_case"]
+    warehouse = Warehouse(tmp_path / "warehouse")
+    snap = snapshot(_batches(warehouse, REREAD_BATCHES))
+    tonight = REREAD_BATCHES[-1][0]
+    as_of = date(2026, 2, 4)
+    with Session(warehouse, as_of) as session:
+        rows = prepare_snapshot(session, "service_case", mapping, as_of, snap, tonight={tonight})
+        changed = rows.changed_rows(session, "_changed")
+        got = sorted(session.con.execute(f'SELECT case_id, status FROM "{changed}"').fetchall(), key=str)
+        assert got == sorted([("moved", "Closed"), ("twice", "Open"), ("one", "Open"), ("one", "Open"),
+                              ("back", "Open"), ("base", "Open"), ("new", "Open")], key=str)
+        # The snapshot itself is the one every night gets: tonight's rows win for their keys.
+        view = rows.view(session, "_snapshot")
+        snapshot_rows = session.con.execute(f'SELECT case_id, status, {BATCH_ID} FROM "{view}"').fetchall()
+        assert sorted((r[:2] for r in snapshot_rows if r[2] == tonight), key=str) == sorted(
+            REREAD_BATCHES[-1][3], key=str)
+        assert ("c2", "Open", REREAD_BATCHES[0][0]) in snapshot_rows
+
+        # Without tonight's batches named, the snapshot is laid out as before and nothing is compared.
+        plain = prepare_snapshot(session, "service_case", mapping, as_of, snap)
+        assert plain.earlier is None
+        assert sorted(session.con.execute(f'SELECT * FROM "{plain.view(session, "_plain")}"').fetchall(),
+                      key=str) == sorted(session.con.execute(f'SELECT * FROM "{view}"').fetchall(), key=str)
+
+
+def test_an_identity_last_seen_before_a_key_reconciliation_counts_as_changed(tmp_path):
+    """The reconciliation may have dropped it, so tonight's identical row can bring it back."""
+    settings = load_config(REPO / "kam.yaml")
+    mapping = settings.config.entities["service_case"]
+    warehouse = Warehouse(tmp_path / "warehouse")
+    batches = [
+        ("2026-03-01.v000000", "2026-03-01", "full", [("kept", "Open")]),
+        ("2026-03-02.v000001", "2026-03-02", "incremental", [("gone", "Open"), ("seen", "Open")]),
+        ("2026-03-03.v000002", "2026-03-03", "keys", [("kept", None), ("seen", None)]),
+        ("2026-03-04.v000003", "2026-03-04", "incremental", [("after", "Open")]),
+        ("2026-03-05.v000004", "2026-03-05", "incremental",
+         [("gone", "Open"), ("seen", "Open"), ("after", "Open")]),
+    ]
+    snap = snapshot(_batches(warehouse, batches))
+    as_of = date(2026, 3, 5)
+    with Session(warehouse, as_of) as session:
+        rows = prepare_snapshot(session, "service_case", mapping, as_of, snap, tonight={batches[-1][0]})
+        changed = rows.changed_rows(session, "_changed")
+        got = sorted(k for (k,) in session.con.execute(f'SELECT case_id FROM "{changed}"').fetchall())
+        assert got == ["gone", "seen"]  # "after" was re-read unchanged since the reconciliation
+        view = rows.view(session, "_snapshot")
+        assert sorted(k for (k,) in session.con.execute(f'SELECT case_id FROM "{view}"').fetchall()) == [
+            "after", "gone", "kept", "seen"]
