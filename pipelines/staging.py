@@ -178,9 +178,9 @@ class RawSnapshot:
         )
         return alias
 
-    def changed_rows(self, session: Session, name: str) -> str:
-        """Create the temp table `name` of tonight's snapshot rows whose identity has other rows
-        now than before tonight's batches, and return it.
+    def changed_rows(self, session: Session) -> str:
+        """SQL of tonight's snapshot rows whose identity has other rows now than before tonight's
+        batches.
 
         The look-back re-reads a few days of rows each night: at 1M customers 1.10M of the
         1.55M order lines the third night extracted were rows an earlier increment already held,
@@ -197,16 +197,14 @@ class RawSnapshot:
         differs = " OR ".join(["b._kh IS NULL",
                                *(f"a.{_q(c)} IS DISTINCT FROM b.{_q(c)}" for c in content)])
         identity = ", ".join(f"a.{k.strip()}" for k in self.knames.split(","))
-        session.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE "{name}" AS
+        return f"""
             WITH tonight AS ({tonight}),
             changed AS (
                 SELECT {identity} FROM tonight a LEFT JOIN "{self.earlier}" b ON {self.same}
                 GROUP BY ALL HAVING count(*) > 1 OR bool_or({differs})
             )
             SELECT a.* EXCLUDE ({self.knames}) FROM tonight a SEMI JOIN changed b ON {self.same}
-        """)
-        return name
+        """
 
 
 def prepare_snapshot(session: Session, entity: str, mapping: EntityMapping, as_of: date,
@@ -399,8 +397,8 @@ def _stage_full(session: Session, entity: str, checked_sql: str) -> None:
 def _merge_staged(session: Session, table: str, replaced: str, checked_good: str, kept: str) -> None:
     """Write the merge of a staged table: its kept rows and tonight's good rows of the re-checked keys.
 
-    Most re-checked keys come out as they were: the look-back re-reads a few days of unchanged
-    rows, and held rows stay held. When no staged row is lost, the table is left alone or only
+    Many re-checked keys come out as they were: a row re-read from the base batch by the
+    look-back, held rows that stay held. When no staged row is lost, the table is left alone or only
     gains the new rows (an append of a few, not a rewrite of millions: at 1M the invoices, payments
     and returns only gain rows that left quarantine, and four tables do not change at all). A
     changed or removed row rewrites the whole table: without deletion vectors, which delta-rs
@@ -559,13 +557,14 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
                      reconciled: bool = False) -> None:
     """Re-check only the keys that can have changed and merge them into the staged tables by key.
 
-    A key can change when a new batch brings a row for it, when it is held in quarantine (every
-    held row is re-checked: its parent may have arrived, a date that was in the future may no
-    longer be), when a parent it references left staging tonight, or (`reconciled`, a key
-    reconciliation staging has not seen) when its rows are gone from the source. For those keys every row of
-    the snapshot is checked exactly as a full rebuild would check it (de-duplication is per key,
-    every rule is per row), so the merged tables equal a full rebuild's; rows without a key are
-    always re-read (they can only be quarantined, and a re-read may supersede them).
+    A key can change when a new batch brings other rows for it than it had
+    (`RawSnapshot.changed_rows`), when it is held in quarantine (every held row is re-checked:
+    its parent may have arrived, a date that was in the future may no longer be), when a parent
+    it references left staging tonight, or (`reconciled`, a key reconciliation staging has not
+    seen) when its rows are gone from the source. For those keys every row of the snapshot is
+    checked exactly as a full rebuild would check it (de-duplication is per key, every rule is per
+    row), so the merged tables equal a full rebuild's; rows without a key are always re-read (they
+    can only be quarantined, and a re-read may supersede them).
     """
     spec = ENTITIES[entity]
     typed = typed_keys(entity, mapping)
@@ -582,9 +581,8 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
     held = _held_may_change(entity, mapping, incremental_parents)
     sources = [f'SELECT {as_keys} FROM "_old_q_{entity}" WHERE {held}']
     if new_batches:
-        changed = rows.changed_rows(session, f"_changed_raw_{entity}")
         typed_as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
-        sources.append(f'SELECT {typed_as_keys} FROM "{changed}"')
+        sources.append(f"SELECT {typed_as_keys} FROM ({rows.changed_rows(session)})")
     if reconciled:
         sources.append(dropped_by_reconciliation(rows, typed, knames))
     for col, parent, _ in FOREIGN_KEYS.get(entity, []):

@@ -133,8 +133,8 @@ def test_a_merge_re_checks_only_the_identities_tonight_changed(tmp_path):
     as_of = date(2026, 2, 4)
     with Session(warehouse, as_of) as session:
         rows = prepare_snapshot(session, "service_case", mapping, as_of, snap, tonight={tonight})
-        changed = rows.changed_rows(session, "_changed")
-        got = sorted(session.con.execute(f'SELECT case_id, status FROM "{changed}"').fetchall(), key=str)
+        changed = rows.changed_rows(session)
+        got = sorted(session.con.execute(f"SELECT case_id, status FROM ({changed})").fetchall(), key=str)
         assert got == sorted([("moved", "Closed"), ("twice", "Open"), ("one", "Open"), ("one", "Open"),
                               ("back", "Open"), ("base", "Open"), ("new", "Open")], key=str)
         # The snapshot itself is the one every night gets: tonight's rows win for their keys.
@@ -168,8 +168,8 @@ def test_an_identity_last_seen_before_a_key_reconciliation_counts_as_changed(tmp
     as_of = date(2026, 3, 5)
     with Session(warehouse, as_of) as session:
         rows = prepare_snapshot(session, "service_case", mapping, as_of, snap, tonight={batches[-1][0]})
-        changed = rows.changed_rows(session, "_changed")
-        got = sorted(k for (k,) in session.con.execute(f'SELECT case_id FROM "{changed}"').fetchall())
+        changed = rows.changed_rows(session)
+        got = sorted(k for (k,) in session.con.execute(f"SELECT case_id FROM ({changed})").fetchall())
         assert got == ["gone", "seen"]  # "after" was re-read unchanged since the reconciliation
         view = rows.view(session, "_snapshot")
         assert sorted(k for (k,) in session.con.execute(f'SELECT case_id FROM "{view}"').fetchall()) == [
