@@ -38,9 +38,10 @@ BATCHES = [
 ]
 
 
-def _raw_table(warehouse: Warehouse) -> list[Batch]:
-    batches = []
-    for version, (batch_id, day, kind, rows) in enumerate(BATCHES):
+def _raw_table(warehouse: Warehouse, batches: list = BATCHES) -> list[Batch]:
+    """Write the batches (id, extraction date, kind, rows as (case_id, status)) to the raw table."""
+    written = []
+    for version, (batch_id, day, kind, rows) in enumerate(batches):
         data = {c: [None] * len(rows) for c in COLUMNS}
         data["case_id"] = [k for k, _ in rows]
         data["status"] = [s for _, s in rows]
@@ -48,8 +49,8 @@ def _raw_table(warehouse: Warehouse) -> list[Batch]:
                           BATCH_ID: pa.array([batch_id] * len(rows)),
                           EXTRACT_DATE: pa.array([day] * len(rows))})
         warehouse.append(RAW, table, partition_by=[EXTRACT_DATE])
-        batches.append(Batch(RAW, batch_id, day, kind, len(rows), version))
-    return batches
+        written.append(Batch(RAW, batch_id, day, kind, len(rows), version))
+    return written
 
 
 def test_the_snapshot_drops_only_the_older_rows_of_keys_the_reconciliation_did_not_see(tmp_path):
@@ -110,25 +111,11 @@ REREAD_BATCHES = [
 ]
 
 
-def _batches(warehouse: Warehouse, batches: list) -> list[Batch]:
-    written = []
-    for version, (batch_id, day, kind, rows) in enumerate(batches):
-        data = {c: [None] * len(rows) for c in COLUMNS}
-        data["case_id"] = [k for k, _ in rows]
-        data["status"] = [s for _, s in rows]
-        table = pa.table({**{c: pa.array(v, pa.string()) for c, v in data.items()},
-                          BATCH_ID: pa.array([batch_id] * len(rows)),
-                          EXTRACT_DATE: pa.array([day] * len(rows))})
-        warehouse.append(RAW, table, partition_by=[EXTRACT_DATE])
-        written.append(Batch(RAW, batch_id, day, kind, len(rows), version))
-    return written
-
-
 def test_a_merge_re_checks_only_the_identities_tonight_changed(tmp_path):
     settings = load_config(REPO / "kam.yaml")
     mapping = settings.config.entities["service_case"]
     warehouse = Warehouse(tmp_path / "warehouse")
-    snap = snapshot(_batches(warehouse, REREAD_BATCHES))
+    snap = snapshot(_raw_table(warehouse, REREAD_BATCHES))
     tonight = REREAD_BATCHES[-1][0]
     as_of = date(2026, 2, 4)
     with Session(warehouse, as_of) as session:
@@ -164,7 +151,7 @@ def test_an_identity_last_seen_before_a_key_reconciliation_counts_as_changed(tmp
         ("2026-03-05.v000004", "2026-03-05", "incremental",
          [("gone", "Open"), ("seen", "Open"), ("after", "Open")]),
     ]
-    snap = snapshot(_batches(warehouse, batches))
+    snap = snapshot(_raw_table(warehouse, batches))
     as_of = date(2026, 3, 5)
     with Session(warehouse, as_of) as session:
         rows = prepare_snapshot(session, "service_case", mapping, as_of, snap, tonight={batches[-1][0]})
