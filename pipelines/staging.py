@@ -553,7 +553,7 @@ def _held_may_change(entity: str, mapping: EntityMapping, merged_parents: set[st
 
 
 def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows: RawSnapshot,
-                     new_batches: list, staged: set[str], incremental_parents: set[str], *,
+                     staged: set[str], incremental_parents: set[str], *,
                      reconciled: bool = False) -> None:
     """Re-check only the keys that can have changed and merge them into the staged tables by key.
 
@@ -580,7 +580,7 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
     as_keys = ", ".join(f"{c} AS {k}" for c, k in zip(keys, knames, strict=True))
     held = _held_may_change(entity, mapping, incremental_parents)
     sources = [f'SELECT {as_keys} FROM "_old_q_{entity}" WHERE {held}']
-    if new_batches:
+    if rows.tonight:  # new batches
         typed_as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
         sources.append(f"SELECT {typed_as_keys} FROM ({rows.changed_rows(session)})")
     if reconciled:
@@ -680,7 +680,7 @@ def stage(settings: Settings, as_of: date, *, full_refresh: bool = False,
             _check_mapped_columns(settings, entity, mapping, raw, available)
             parents = {p for _, p, _ in FOREIGN_KEYS.get(entity, []) if p in staged}
             if new_batches is not None and parents <= incremental and typed_keys(entity, mapping):
-                _stage_increment(session, entity, mapping, rows, new_batches, staged, incremental & parents,
+                _stage_increment(session, entity, mapping, rows, staged, incremental & parents,
                                  reconciled=stage_state.reconciled(previous[entity], snap))
                 incremental.add(entity)
             else:
