@@ -133,9 +133,8 @@ def _ids(batch_ids) -> str:
 
 def _expose_batches(session: Session, alias: str, chosen: list) -> None:
     """The rows of some raw batches of one table: only their extraction dates' partitions are read."""
-    ids = ", ".join(f"'{b.batch_id}'" for b in chosen)
     (table,) = {stored_in(b) for b in chosen}
-    session.expose(table, alias=alias, row_filter=f"{BATCH_ID} IN ({ids})",
+    session.expose(table, alias=alias, row_filter=f"{BATCH_ID} IN ({_ids(b.batch_id for b in chosen)})",
                    partitions={EXTRACT_DATE: {str(b.extract_date) for b in chosen}})
 
 
