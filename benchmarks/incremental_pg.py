@@ -14,15 +14,18 @@ on the same server:
    twice a second: `kam run` forks each step); with `--incremental-nights 2` or 3, as many
    days in turn, each with its own day of changes (the ratio is the median night's: a single
    night's share moved by 4-5 points between runs of the same code);
-6. with `--sunday`, the next Sunday: a day of changes, the weekly key reconciliation of every
+6. with `--quiet-night`, one more weekday night after them with no source changes at all (the
+   floor of a night: the steps' work that does not follow the changes);
+7. with `--sunday`, the next Sunday: a day of changes, the weekly key reconciliation of every
    table (deletions) and the weekly maintenance, which folds each raw table's week into a new
    base batch; then the Monday after it, a day of changes, the first night on that base
    (`--no-consolidation`: the same nights with `warehouse.consolidate: false`);
-7. seconds per step of every night from the run ledger, and validation's share of them.
+8. seconds per step of every night from the run ledger, and validation's share of them.
 
     uv run python benchmarks/incremental_pg.py --sizes 10000 100000 1000000
     uv run python benchmarks/incremental_pg.py --sizes 1000000 --sunday   # and the weekly night
     uv run python benchmarks/incremental_pg.py --sizes 1000000 --incremental-nights 3
+    uv run python benchmarks/incremental_pg.py --sizes 1000000 --incremental-nights 2 --quiet-night
     uv run python benchmarks/incremental_pg.py --sizes 1000000 --extract-only   # 1. and 2. only
 """
 
@@ -179,7 +182,7 @@ def kam_extract(settings, scratch: Path) -> tuple[float, int]:
 
 
 def bench(size: int, keep: bool = False, extract_only: bool = False, sunday: bool = False,
-          incremental_nights: int = 1, consolidation: bool = True) -> dict:
+          incremental_nights: int = 1, consolidation: bool = True, quiet_night: bool = False) -> dict:
     work = OUT / (f"pg-{size}-extract" if extract_only else f"pg-{size}")  # a kept warehouse stays
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -262,6 +265,14 @@ def bench(size: int, keep: bool = False, extract_only: bool = False, sunday: boo
         if len(nights) > 1:
             print(f"  {size:>9,}  incremental nights: {', '.join(f'{s / full_s:.1%}' for s, _, _ in nights)} "
                   f"of the full night; reported: {inc_s / full_s:.1%} ({name})", flush=True)
+        if quiet_night:  # no source changes at all: what a night costs whatever changed
+            day = D2 + timedelta(days=incremental_nights)
+            quiet_s = night(day, "quiet_night", f"quiet night {day} (no source changes)")
+            figures["quiet_vs_full"] = round(quiet_s / full_s, 3)
+            figures["quiet_vs_full_cpu"] = round(
+                figures["quiet_night"]["cpu_seconds"] / figures["full_night"]["cpu_seconds"], 3)
+            print(f"  {size:>9,}  quiet night {day}: {quiet_s / full_s:.1%} of the full night "
+                  f"({figures['quiet_vs_full_cpu']:.1%} of its CPU seconds)", flush=True)
         if sunday:  # the weekly night: every table's keys reconciled, then compaction and vacuum
             simulate_day(urls, D3, share=0.01, seed=2)  # incremental nights' seeds: 1, 11, 21
             sunday_s = night(D3, "sunday_night", "Sunday night (key reconciliation, maintenance)")
@@ -311,14 +322,20 @@ def main() -> None:
                         choices=range(1, MAX_INCREMENTAL_NIGHTS + 1), metavar="N",
                         help="incremental nights in turn, each after its own day of changes "
                              f"(1 to {MAX_INCREMENTAL_NIGHTS}); the ratio reported is the median night's")
+    parser.add_argument("--quiet-night", action="store_true",
+                        help="after the incremental nights (at most 2 with it), one more weekday night "
+                             "with no source changes at all: the floor of a night, whatever changed")
     parser.add_argument("--extract-only", action="store_true",
                         help="measure the extraction against COPY and stop (no nights)")
     args = parser.parse_args()
+    if args.quiet_night and args.incremental_nights >= MAX_INCREMENTAL_NIGHTS:
+        parser.error(f"--quiet-night takes a weekday: at most {MAX_INCREMENTAL_NIGHTS - 1} "
+                     "incremental nights before it")
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"KAM PostgreSQL extraction benchmark on {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
     results = [bench(size, args.keep, args.extract_only, args.sunday, args.incremental_nights,
-                     consolidation=not args.no_consolidation)
+                     consolidation=not args.no_consolidation, quiet_night=args.quiet_night)
                for size in args.sizes]
     stamp = time.strftime("%Y%m%dT%H%M%S")
     if args.extract_only:
