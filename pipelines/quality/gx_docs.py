@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from pipelines.quality.suites import Expectation
@@ -27,9 +28,30 @@ SITE = "kam_local"
 
 
 class GxRun:
-    """One ephemeral GX context per KAM step; `validate` once per table, then `build` the docs."""
+    """One ephemeral GX context per KAM step: `validate` once per table, then `build` the docs.
+
+    GX works on a thread of its own, in the order it is asked: `validate` queues a table and
+    returns a future of its result, so the step checks the next table in SQL while GX judges
+    this one. GX is Python holding the interpreter's lock, DuckDB's scans let go of it: at 1M
+    customers GX's 3.6 s of validate's 11.2 s ran on one core while the scans waited, and beside
+    them validate took 9.6 s. The frames are made by the caller, on its DuckDB connection; GX
+    only reads them. `close` drops what is still queued when the step stops early."""
 
     def __init__(self, docs_dir: Path, run_id: str):
+        self.run_id = run_id
+        self.docs_dir = docs_dir
+        self.validated: list[dict] = []  # one summary per table, for the offline index
+        self.frame_seconds = 0.0  # the caller's, making the frames
+        self._gx_seconds = 0.0  # GX's own, on its thread
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="great-expectations")
+        self._opened = self._worker.submit(self._open)  # first in the queue: done before any other task
+
+    @property
+    def seconds(self) -> float:
+        """GX's time and the frames': what GX costs the step's CPU (no longer its wall time)."""
+        return self._gx_seconds + self.frame_seconds
+
+    def _open(self) -> None:
         started = time.perf_counter()  # importing GX is a good part of its cost: counted
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
         logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -37,24 +59,29 @@ class GxRun:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.gx = gx
-        self.run_id = run_id
-        self.docs_dir = docs_dir
-        docs_dir.mkdir(parents=True, exist_ok=True)
+        self.docs_dir.mkdir(parents=True, exist_ok=True)
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.context.add_data_docs_site(SITE, {
             "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(self.docs_dir)},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
         self.source = self.context.data_sources.add_pandas("kam_warehouse")
-        self.validated: list[dict] = []  # one summary per table, for the offline index
-        self.seconds = time.perf_counter() - started
+        self._gx_seconds += time.perf_counter() - started
 
     def validate(self, table: str, frame, suite: list[Expectation], *, rows_total: int,
-                 merged_first: bool = False) -> dict:
-        """Run the suite on `frame` (all of `table`, or a slice of its `rows_total` rows: the first
-        rows of the scan, or with `merged_first` tonight's merged rows first)."""
+                 merged_first: bool = False) -> Future[dict]:
+        """Queue the suite on `frame` (all of `table`, or a slice of its `rows_total` rows: the
+        first rows of the scan, or with `merged_first` tonight's merged rows first); the future
+        holds what `_validate` returns."""
+        return self._worker.submit(self._validate, table, frame, suite, rows_total=rows_total,
+                                   merged_first=merged_first)
+
+    def _validate(self, table: str, frame, suite: list[Expectation], *, rows_total: int,
+                  merged_first: bool) -> dict:
+        self._opened.result()  # GX's own error if it could not start
         started = time.perf_counter()
         gx = self.gx
         sampled = len(frame) < rows_total
@@ -90,7 +117,7 @@ class GxRun:
             "unexpected_count": (r.result or {}).get("unexpected_count"),
         } for r in validation.results]
         seconds = time.perf_counter() - started
-        self.seconds += seconds
+        self._gx_seconds += seconds
         self.validated.append({"table": table, "success": bool(validation.success), "rows": len(frame),
                                "rows_total": rows_total, "checks": len(checks),
                                "failed": sum(not c["success"] for c in checks)})
@@ -98,12 +125,24 @@ class GxRun:
                 "checks": checks, "skipped": skipped, "seconds": round(seconds, 3)}
 
     def build(self) -> Path:
-        """Render the Data Docs of every table validated so far (one build: it re-renders the index)."""
+        """Render the Data Docs of every table validated (one build: it re-renders the index), once
+        GX is through the queue, and end its thread."""
+        try:
+            self._worker.submit(self._build).result()
+        finally:
+            self.close()
+        return self.index()
+
+    def _build(self) -> None:
+        self._opened.result()
         started = time.perf_counter()
         self.context.build_data_docs(site_names=[SITE])
         make_offline(self.docs_dir, self.validated, self.run_id)
-        self.seconds += time.perf_counter() - started
-        return self.index()
+        self._gx_seconds += time.perf_counter() - started
+
+    def close(self) -> None:
+        """End GX's thread; what is still queued is dropped (the step is stopping)."""
+        self._worker.shutdown(wait=True, cancel_futures=True)
 
     def index(self) -> Path:
         return self.docs_dir / "index.html"

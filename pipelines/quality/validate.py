@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -192,6 +193,31 @@ def _gx_run(settings: Settings, run_id: str, step: str):
     return GxRun(quality_dir(settings, run_id) / f"{step}_docs", f"{run_id}-{step}")
 
 
+@contextmanager
+def _closing(gx):
+    """GX's thread ends with the step, also when the step stops early (queued tables dropped)."""
+    try:
+        yield gx
+    finally:
+        if gx is not None:
+            gx.close()
+
+
+def _judged(entries: dict[str, dict], verdicts: dict) -> list[str]:
+    """Every entry's failures, in the entries' order, once GX's verdicts (queued on its thread)
+    are in: each goes into its entry's report, and its failures after the entry's own when it
+    counts (the table's schema held; else its own failures already say what is wrong)."""
+    failures = []
+    for name, entry in entries.items():
+        if name in verdicts:
+            judged, counted = verdicts[name]
+            entry["great_expectations"] = judged.result()
+            if counted:
+                entry["failures"] += _gx_failures(counted, entry["great_expectations"])
+        failures += entry["failures"]
+    return failures
+
+
 def _gx_failures(table: str, gx_result: dict) -> list[str]:
     out = []
     for c in gx_result["checks"]:
@@ -229,7 +255,8 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
     staged_from = stage_state.load(warehouse)
     state_moved = False
     changes_version = warehouse.version(stage_state.CHANGES_TABLE)
-    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
+    verdicts: dict = {}  # entity -> (GX's future result, the table its failures count for, or None)
+    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session, _closing(gx):
         if changes_version is not None:
             session.expose(stage_state.CHANGES_TABLE, alias="_stage_changes")
         rejected: dict[str, str] = {}  # entity -> temp table of its keys held by this step
@@ -359,19 +386,16 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                                            f"quality stale_after_days is {rules.stale_after_days}")
             sql_seconds += time.perf_counter() - t0
 
-            gx_result = None
             if gx is not None:
                 t1 = time.perf_counter()
                 frame = _gx_frame(session, f"_passed_{entity}", passed, settings.config.quality.gx_rows,
                                   merged, ENTITIES[entity].key)
-                gx.seconds += time.perf_counter() - t1
-                gx_result = gx.validate(stg, frame, [e for e in suite if e.kind != "in_parent"],
-                                        rows_total=passed, merged_first=merged is not None)
-                if not schema:
-                    entity_failures += _gx_failures(stg, gx_result)
+                gx.frame_seconds += time.perf_counter() - t1
+                verdicts[entity] = (gx.validate(stg, frame, [e for e in suite if e.kind != "in_parent"],
+                                                rows_total=passed, merged_first=merged is not None),
+                                    stg if not schema else None)
             if merged:
                 session.con.execute(f'DROP {"VIEW" if merged_from == STAGING_FILE else "TABLE"} "{merged}"')
-            failures += entity_failures
             report["entities"][entity] = {
                 "rows_in": rows_in, "passed": passed, "quarantined": quarantined,
                 "held_by_staging": held - failed, "held_by_validate": failed,
@@ -381,14 +405,15 @@ def validate(settings: Settings, as_of: date, *, run_id: str | None = None,
                 "previous_rows_in": previous, "newest": newest,
                 "reasons": [{"reason_code": c, "expectation": e, "rows": n, "examples": ex}
                             for c, e, n, ex in reasons],
-                "failures": entity_failures, "great_expectations": gx_result,
+                "failures": entity_failures, "great_expectations": None,
             }
             if on_table:
                 on_table(stg, passed)
+        failures += _judged(report["entities"], verdicts)
+        if gx is not None:
+            gx.build()
     if state_moved:
         stage_state.save(warehouse, list(staged_from.values()))
-    if gx is not None:
-        gx.build()
     result.seconds = time.perf_counter() - started
     result.details.update(
         quality_dir=str(quality_dir(settings, run_id)), failures=failures,
@@ -427,7 +452,8 @@ def check(settings: Settings, as_of: date, *, run_id: str | None = None,
     report: dict = {"run_id": run_id, "as_of": as_of.isoformat(), "step": "check", "marts": {}}
     failures: list[str] = []
     gx = _gx_run(settings, run_id, "check")
-    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
+    verdicts: dict = {}
+    with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session, _closing(gx):
         for table, suite in mart_suites(settings).items():
             if not warehouse.exists(table):
                 if table in ("customer_value", "crm_account_tier"):
@@ -458,21 +484,18 @@ def check(settings: Settings, as_of: date, *, run_id: str | None = None,
             if table == "customer_value":
                 table_failures += _tier_invariants(session, settings, rows, cfg.tier_share_tolerance)
             result.rows[table] = rows
-            gx_result = None
             if gx is not None:
                 t1 = time.perf_counter()
                 frame = _gx_frame(session, table, rows, cfg.gx_rows)
-                gx.seconds += time.perf_counter() - t1
-                gx_result = gx.validate(table, frame, suite, rows_total=rows)
-                if not table_failures:
-                    table_failures += _gx_failures(table, gx_result)
-            failures += table_failures
-            report["marts"][table] = {"rows": rows, "failures": table_failures,
-                                      "great_expectations": gx_result}
+                gx.frame_seconds += time.perf_counter() - t1
+                verdicts[table] = (gx.validate(table, frame, suite, rows_total=rows),
+                                   table if not table_failures else None)
+            report["marts"][table] = {"rows": rows, "failures": table_failures, "great_expectations": None}
             if on_table:
                 on_table(table, rows)
-    if gx is not None:
-        gx.build()
+        failures += _judged(report["marts"], verdicts)
+        if gx is not None:
+            gx.build()
     result.seconds = time.perf_counter() - started
     result.details.update(failures=failures, gx_seconds=round(gx.seconds, 3) if gx else 0.0,
                           data_docs=str(gx.index()) if gx else None)
