@@ -8,21 +8,27 @@ On the benchmark's second night the keys staging re-checked (1% of the lines cha
 the look-back's re-reads) name ~600,000 of 8.8M orders; only their customer-days are summed again,
 from their orders and those orders' lines, and the rest are last night's rows.
 
-A night updates it only when the staged orders and order lines are the versions it summed, or
-merges of them, and the products did not change (a product's cost moves every line it is on);
-anything else sums everything again (pipelines/kept_facts.py says when, and keeps the record).
+The fact table's commit records the staged versions it sums and a fingerprint of its SQL
+(`kam.built_from`, written atomically with the rows). A night updates it only when the staged
+orders and order lines are those versions, or merges of them whose re-checked keys are on record
+(pipelines/stage_state.py: `merged_from`, `merged_to`, `kam_stage_changes`), and the products did
+not change (a product's cost moves every line it is on). Anything else (a full refresh, a replay
+of an earlier night, validate removing rows, a changed transform) sums everything again, which is
+always correct: the update is only an optimisation of it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection
 
-from pipelines import kept_facts, stage_state
+from pipelines import stage_state
 from pipelines.duckdb_session import Session, sql_file
 from pipelines.warehouse import Warehouse
 
 FACT = "fct_customer_day"
+BUILT_FROM = "kam.built_from"
 INPUTS = ("order_line", "order", "product")
 GROUP = ("customer_id", "order_date")
 
@@ -37,11 +43,30 @@ def recipe() -> str:
 def update_plan(built: dict | None, versions: dict[str, int | None],
                 states: dict[str, stage_state.StagedFrom], changes_version: int | None
                 ) -> dict[str, bool] | None:
-    """How tonight's customer_day can come from the fact table (`kept_facts.update_plan`): the
-    orders and their lines by key; the products not at all (a product's cost moves every line it
-    is on), so a changed product sums everything again."""
-    return kept_facts.update_plan(built, recipe(), versions, states, changes_version,
-                                  merged=("order_line", "order"), fixed=("product",))
+    """How tonight's customer_day can come from the fact table: per order entity whether staging
+    re-checked keys of it since (`True`: its keys in kam_stage_changes), or None when everything
+    must be summed again.
+
+    `built` is the fact table's record ({"recipe", "versions"}), `versions` the staged tables'
+    versions now (None: not staged), `states` staging's record, `changes_version` the current
+    version of kam_stage_changes."""
+    if built is None or built.get("recipe") != recipe():
+        return None
+    summed = built.get("versions", {})
+    if any(e not in summed for e in INPUTS) or summed["product"] != versions["product"]:
+        return None
+    plan = {}
+    for entity in ("order_line", "order"):
+        if summed[entity] == versions[entity]:
+            plan[entity] = False
+            continue
+        state = states.get(entity)
+        if (state is None or state.merged_from is None or state.merged_from != summed[entity]
+                or state.merged_to != versions[entity] or state.changes_version is None
+                or state.changes_version != changes_version):
+            return None
+        plan[entity] = True
+    return plan
 
 
 def summed_sql(session: Session, orders: str | None = None) -> str:
@@ -76,7 +101,26 @@ def _groups_to_sum_again(session: Session, plan: dict[str, bool], summed: dict[s
 
 def record(warehouse: Warehouse) -> dict | None:
     """What the fact table's rows sum ({"recipe", "versions"}), from its latest commit."""
-    return kept_facts.record(warehouse, FACT)
+    text = warehouse.commit_metadata(FACT).get(BUILT_FROM)
+    return json.loads(text) if text else None
+
+
+def carry(warehouse: Warehouse, built: dict | None, moved: dict[tuple[str, int], int]) -> None:
+    """After maintenance: compaction and vacuum commit new versions of unchanged content, of the
+    staged tables and of the fact table alike. `built` is the record read before them, `moved`
+    maps (table, version before) to the version after. The record follows the staged tables to
+    their new versions in a commit of its own (no rows), so the night after still sums again only
+    what staging re-checked; a record that was already behind is left to lapse."""
+    if built is None or not warehouse.exists(FACT):
+        return
+    versions = {}
+    for entity, version in built["versions"].items():
+        versions[entity] = None if version is None else moved.get((f"stg_{entity}", version))
+        if version is not None and versions[entity] is None:
+            return
+    carried = {**built, "versions": versions}
+    if record(warehouse) != carried:
+        warehouse.annotate(FACT, {BUILT_FROM: json.dumps(carried, sort_keys=True)})
 
 
 def masks_cover_product_lines(session: Session) -> bool:
@@ -117,5 +161,6 @@ def materialize(session: Session, mapped: Collection[str], *, keep: bool) -> dic
                                             f"ANTI JOIN _day_groups g ON {same_group} UNION ALL ({again})")
         how = {"customer_day": "updated", "customer_days_summed_again": session.count("_day_groups")}
     if keep:
-        session.write(FACT, "SELECT * FROM customer_day", metadata=kept_facts.built_from(recipe(), versions))
+        session.write(FACT, "SELECT * FROM customer_day", metadata={
+            BUILT_FROM: json.dumps({"recipe": recipe(), "versions": versions}, sort_keys=True)})
     return how

@@ -30,9 +30,9 @@ DEFAULT_POOL_SLOTS = 2
 STEP_TABLES: dict[str, tuple[str, ...]] = {
     "stage": ("stg_{entity}", "quarantine_{entity}", "stg_customer_xref"),
     "validate": ("stg_{entity}", "quarantine_{entity}"),
-    "build": ("fct_customer_day", "fct_invoice_payment", "customer_product_line", "customer_value",
-              "crm_account_tier", "kam_tier_state", "tier_history", "whale_curve", "customer_alert",
-              "clv_holdout", "credit_rating", "credit_rating_points"),
+    "build": ("fct_customer_day", "customer_product_line", "customer_value", "crm_account_tier",
+              "kam_tier_state", "tier_history", "whale_curve", "customer_alert", "clv_holdout",
+              "credit_rating", "credit_rating_points"),
     "mine": ("customer_features", "customer_segment", "segment_profile", "segment_rule",
              "cross_sell_rule", "account_next_best"),
     "maintain": ("{base}",),

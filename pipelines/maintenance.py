@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from datetime import date, timedelta
 
-from pipelines import customer_day, history, invoice_payment, kept_facts, stage_state
+from pipelines import customer_day, history, stage_state
 from pipelines.config import Settings
 from pipelines.consolidate import consolidate
 from pipelines.results import StepResult
@@ -50,7 +50,7 @@ def maintain(settings: Settings, as_of: date, *, force: bool = False,
                 f"consolidated {len(folded)} raw table(s) into new base batches "
                 f"({sum(c.batch.rows for c in folded):,} rows from {sum(c.folded for c in folded)} batches)")
     states = stage_state.load(warehouse)
-    facts = {fact: kept_facts.record(warehouse, fact) for fact in (customer_day.FACT, invoice_payment.FACT)}
+    summed = customer_day.record(warehouse)
     moved: dict[tuple[str, int], int] = {}  # (table, version before) -> version after
     for name in warehouse.tables():
         table = warehouse.table(name)
@@ -63,8 +63,7 @@ def maintain(settings: Settings, as_of: date, *, force: bool = False,
         moved[(name, before)] = warehouse.version(name)
         result.rows[name] = metrics.get("numFilesAdded", 0)
     _carry_stage_state(warehouse, states, moved)
-    for fact, built in facts.items():
-        kept_facts.carry(warehouse, fact, built, moved)
+    customer_day.carry(warehouse, summed, moved)
     pruned = prune_data_docs(settings, as_of)
     result.details.update(files_compacted=compacted, files_vacuumed=removed, data_docs_pruned=pruned,
                           history_pruned=pruned_rows)

@@ -11,7 +11,7 @@ from datetime import date
 
 import pyarrow as pa
 
-from pipelines import customer_day, invoice_payment
+from pipelines import customer_day
 from pipelines import value as value_marts
 from pipelines.canonical import ENTITIES
 from pipelines.config import Settings
@@ -48,7 +48,6 @@ def build(settings: Settings, as_of: date, *, rerate_credit: bool = False,
     result = StepResult("build")
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session:
         result.details.update(expose_staging(session, settings, keep_customer_day=True))
-        result.details.update(invoice_payment.materialize(session, settings.mapped_entities, keep=True))
         result.rows[customer_day.FACT] = session.count("customer_day")
         # each customer's product lines of the last 12 months: activity counts them, mining's
         # cross-sell reads them from the warehouse

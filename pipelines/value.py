@@ -128,9 +128,9 @@ def clv_scores(summary: pd.DataFrame, cfg: ClvConfig,
 def add_value(session: Session, settings: Settings,
               values: pa.Table) -> tuple[pa.Table, dict, clv_model.ClvModel | None]:
     """customer_value plus CLV, cost-to-serve parts, profit_12m and what the alerts need; what was
-    fitted, and the week's CLV model when tonight kept it. Reads `invoice_payment` from the session
-    (pipelines/invoice_payment.py)."""
+    fitted, and the week's CLV model when tonight kept it."""
     cfg = settings.config
+    session.materialize("invoice_payment", sql_file("marts", "invoice_payment"))
     session.con.execute(f"SET VARIABLE late_invoices = {int(cfg.alerts.late_invoices)}")
     activity = _in_value_order(session, values, sql_file("marts", "customer_activity"))
     session.materialize("clv_transactions", sql_file("marts", "clv_transactions"))  # holdout reuses it
