@@ -5,6 +5,7 @@ nothing lost: for every entity, rows in = passed + quarantined = rows extracted.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from datetime import date
 
@@ -220,6 +221,30 @@ def test_a_broken_mart_invariant_stops_before_publish(tiny):
         run_step(step, AS_OF, config)
     with pytest.raises(QualityFailure, match=r"customer_value: 1 of 6 staged customers have no tier"):
         run_step("check", AS_OF, config)
+
+
+def test_checks_failures_come_in_table_order_with_great_expectations_beside(tiny):
+    """GX judges each mart on its own thread (pipelines/quality/gx_docs.py); the failures still
+    come table by table: customer_value's broken invariant before crm_account_tier's absence."""
+    config = _configure(tiny, data_docs=True)
+    run_nightly(AS_OF, config)
+    with sqlite3.connect(tiny / "erp.db") as erp:  # a new customer staged, the marts not rebuilt
+        erp.execute("INSERT INTO customers VALUES ('1000008', 'Helix Pumps', '20260101', '20260101')")
+    for step in UP_TO_VALIDATE:
+        run_step(step, AS_OF, config)
+    warehouse = Warehouse(tiny / "warehouse")
+    shutil.rmtree(warehouse.path("crm_account_tier"))
+    with pytest.raises(QualityFailure) as failure:
+        run_step("check", AS_OF, config)
+    listed = [line for line in str(failure.value).splitlines() if line.startswith("  - ")]
+    assert len(listed) == 2
+    assert "customer_value: 1 of 6 staged customers have no tier" in listed[0]
+    assert "crm_account_tier: missing" in listed[1]
+    report = json.loads(open(failure.value.result.details["data_docs"].replace(
+        "check_docs/index.html", "check.json")).read())
+    judged = report["marts"]["customer_value"]
+    assert judged["great_expectations"]["rows"] == judged["rows"] == 5  # GX's verdict is in the report
+    assert "crm_account_tier" not in report["marts"]
 
 
 def test_data_docs_and_kam_quality_for_a_run(tiny):

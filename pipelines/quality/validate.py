@@ -453,11 +453,13 @@ def check(settings: Settings, as_of: date, *, run_id: str | None = None,
     failures: list[str] = []
     gx = _gx_run(settings, run_id, "check")
     verdicts: dict = {}
+    entries: dict[str, dict] = {}  # the report's entries, and a missing mart's failure, in table order
     with Session(warehouse, as_of, settings.config.warehouse.memory_limit) as session, _closing(gx):
         for table, suite in mart_suites(settings).items():
             if not warehouse.exists(table):
                 if table in ("customer_value", "crm_account_tier"):
-                    failures.append(f"{table}: missing; run `kam build --as-of {as_of}` first")
+                    missing = f"{table}: missing; run `kam build --as-of {as_of}` first"
+                    entries[table] = {"failures": [missing]}
                 continue
             session.expose(table)
             have = {c for c, *_ in session.con.execute(f'DESCRIBE "{table}"').fetchall()}
@@ -490,10 +492,11 @@ def check(settings: Settings, as_of: date, *, run_id: str | None = None,
                 gx.frame_seconds += time.perf_counter() - t1
                 verdicts[table] = (gx.validate(table, frame, suite, rows_total=rows),
                                    table if not table_failures else None)
-            report["marts"][table] = {"rows": rows, "failures": table_failures, "great_expectations": None}
+            report["marts"][table] = entries[table] = {"rows": rows, "failures": table_failures,
+                                                       "great_expectations": None}
             if on_table:
                 on_table(table, rows)
-        failures += _judged(report["marts"], verdicts)
+        failures += _judged(entries, verdicts)
         if gx is not None:
             gx.build()
     result.seconds = time.perf_counter() - started
