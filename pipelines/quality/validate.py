@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import closing, nullcontext
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -193,14 +193,9 @@ def _gx_run(settings: Settings, run_id: str, step: str):
     return GxRun(quality_dir(settings, run_id) / f"{step}_docs", f"{run_id}-{step}")
 
 
-@contextmanager
 def _closing(gx):
     """GX's thread ends with the step, also when the step stops early (queued tables dropped)."""
-    try:
-        yield gx
-    finally:
-        if gx is not None:
-            gx.close()
+    return nullcontext() if gx is None else closing(gx)
 
 
 def _judged(entries: dict[str, dict], verdicts: dict) -> list[str]:
