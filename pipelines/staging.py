@@ -85,7 +85,7 @@ def checked_entity_sql(entity: str, mapping: EntityMapping, raw_view: str, stage
     0.17M rows against 8.8M order ids. The same rows come out (staged keys are never NULL)."""
     spec = ENTITIES[entity]
     columns = list(spec.columns)
-    rules = sql_file("staging", f"stg_{entity}") or "SELECT *, CAST(NULL AS VARCHAR) AS _rule FROM typed"
+    rules = _rules_sql(entity)
     key = ", ".join(_q(k) for k in spec.key)
     order = [f"{_q(spec.version_column)} DESC NULLS LAST"] if spec.version_column else []
     order += [f"{_q(c)} NULLS LAST" for c in columns]
@@ -522,17 +522,20 @@ def _build_xref(session: Session, incremental: set[str]) -> tuple[int, str]:
 
 
 def _held_may_change(entity: str, mapping: EntityMapping, merged_parents: set[str]) -> str:
-    """Which held rows of the entity's quarantine (`_old_q_<entity>`) are re-checked tonight although
-    no new row of their key arrived: a predicate over the held row.
+    """Which held rows of the entity's quarantine are re-checked tonight although no new row of
+    their key arrived: a predicate over a row of `held_rules_sql` (the held rows with `_rule`).
 
     A row held by staging for what it holds itself (a required value missing or unparseable), or
     as an older duplicate of its key, comes out the same until a new row of its key arrives or a
-    key reconciliation drops it, and both put the key on tonight's list anyway. A row held because
-    its parent was not staged comes out differently only when that parent is among tonight's
-    re-checked keys. Everything else is re-checked every night: the rules (several compare with
-    the as-of date) and whatever validate held. At 1M customers most held rows are orphans
-    (order lines, payments, invoices, shipments without their parent: 0.67M rows) that every night
-    re-checked for nothing."""
+    key reconciliation drops it, and both put the key on tonight's list anyway. So does a row held
+    by a rule that, evaluated again tonight on the row's own values, gives the same reason (a
+    quantity that is not positive; an order date still after tonight's as-of date): a rule goes
+    before the duplicate and parent checks, so the row's reason is that rule's again. A row held
+    because its parent was not staged comes out differently only when that parent is among
+    tonight's re-checked keys. Everything else is re-checked every night: a rule that no longer
+    holds (a date the as-of date has passed) and whatever validate held. At 1M customers most held
+    rows are orphans (order lines, payments, invoices, shipments without their parent: 0.67M rows)
+    or held by a rule, and re-checking them every night (160,000 keys) re-checked them for nothing."""
     spec = ENTITIES[entity]
     problems = []  # what typed_projection_sql can say of a required column
     for name, column in spec.columns.items():
@@ -547,8 +550,20 @@ def _held_may_change(entity: str, mapping: EntityMapping, merged_parents: set[st
     listed = ", ".join(f"'{p}'" for p in problems)
     held_for_itself = (f"list_has_all([{listed}]::VARCHAR[], string_split({REJECT}, '; '))"
                        if problems else "FALSE")
-    may_change = f"NOT COALESCE({REJECT} IN ({', '.join(stable)}) OR {held_for_itself}, FALSE)"
+    same_rule = f"(_rule IS NOT NULL AND {REJECT} = _rule)"
+    may_change = f"NOT COALESCE({REJECT} IN ({', '.join(stable)}) OR {held_for_itself} OR {same_rule}, FALSE)"
     return " OR ".join([may_change, *arrived])
+
+
+def _rules_sql(entity: str) -> str:
+    """The entity's rules (transforms/staging/stg_<entity>.sql) over `typed`: its rows with `_rule`."""
+    return sql_file("staging", f"stg_{entity}") or "SELECT *, CAST(NULL AS VARCHAR) AS _rule FROM typed"
+
+
+def held_rules_sql(entity: str) -> str:
+    """The held rows of the entity's quarantine (`_old_q_<entity>`), each with the reason its rules
+    give it tonight (`_rule`): the rules read the typed columns, which the quarantine keeps."""
+    return f'(WITH typed AS (SELECT * FROM "_old_q_{entity}") {_rules_sql(entity)})'
 
 
 def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows: RawSnapshot,
@@ -578,7 +593,7 @@ def _stage_increment(session: Session, entity: str, mapping: EntityMapping, rows
     session.expose(f"quarantine_{entity}", alias=f"_old_q_{entity}")
     as_keys = ", ".join(f"{c} AS {k}" for c, k in zip(keys, knames, strict=True))
     held = _held_may_change(entity, mapping, incremental_parents)
-    sources = [f'SELECT {as_keys} FROM "_old_q_{entity}" WHERE {held}']
+    sources = [f'SELECT {as_keys} FROM {held_rules_sql(entity)} WHERE {held}']
     if rows.tonight:  # new batches
         typed_as_keys = ", ".join(f"{t} AS {k}" for t, k in zip(typed, knames, strict=True))
         sources.append(f"SELECT {typed_as_keys} FROM ({rows.changed_rows(session)})")

@@ -303,12 +303,29 @@ def test_incremental_staging_follows_parents_that_leave_and_arrive(demo_workspac
 
 def test_a_merge_re_checks_only_the_held_rows_that_can_come_out_differently(demo_workspace):
     """Held rows are re-checked on a merged night only when they can change without a new row of
-    their own: orphans whose parent is among tonight's keys, and rows held by a rule (rules compare
-    with the as-of date). Rows held for a missing or unparseable value, older duplicates and
-    orphans whose parent did not come stay held without being read again."""
+    their own: orphans whose parent is among tonight's keys, and rows held by a rule that no longer
+    holds (an order dated after yesterday's as-of date but not after tonight's). Rows held for a
+    missing or unparseable value, older duplicates, orphans whose parent did not come, and rows a
+    rule still holds (a quantity that is not positive, an order still dated after tonight) stay
+    held without being read again."""
     settings = load_config(demo_workspace.config)
+    d2 = D1 + timedelta(days=1)
+    stamp = d2.strftime("%Y%m%d")
+    with sqlite3.connect(demo_workspace.root / "demo" / "erp.db") as erp:  # an order dated tomorrow
+        template = erp.execute("SELECT * FROM sales_orders WHERE order_no IS NOT NULL LIMIT 1").fetchone()
+        columns = [c[1] for c in erp.execute("PRAGMA table_info(sales_orders)")]
+        dated_tomorrow = erp.execute("SELECT max(order_no) + 1 FROM sales_orders").fetchone()[0]
+        row = dict(zip(columns, template, strict=True)) | {"order_no": dated_tomorrow, "order_date": stamp,
+                                                           "changed_on": D1.strftime("%Y%m%d")}
+        erp.execute(f"INSERT INTO sales_orders ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    list(row.values()))
     run_nightly(D1, settings, steps=["extract", "stage"])
     warehouse = Warehouse(settings.warehouse_path)
+    held_orders = {r["order_id"]: r for r in warehouse.read("quarantine_order").to_pylist()}
+    assert held_orders[str(dated_tomorrow)]["_reject_reason"] == "order_date after as-of date"
+    still_future = {k for k, r in held_orders.items()
+                    if r["_reject_reason"] == "order_date after as-of date" and r["order_date"] > d2}
+    assert still_future, "the demo plants orders dated after the as-of date"
     held = warehouse.read("quarantine_order_line").to_pylist()
     by_reason: dict[str, set] = {}
     for r in held:
@@ -317,8 +334,6 @@ def test_a_merge_re_checks_only_the_held_rows_that_can_come_out_differently(demo
     assert {"unknown order_id", "duplicate of a newer row", "quantity not positive"} <= set(by_reason)
     orphans = sorted(by_reason["unknown order_id"])
     arriving = orphans[0][0]
-    d2 = D1 + timedelta(days=1)
-    stamp = d2.strftime("%Y%m%d")
     with sqlite3.connect(demo_workspace.root / "demo" / "erp.db") as erp:  # one missing order arrives
         template = erp.execute("SELECT * FROM sales_orders WHERE order_no IS NOT NULL LIMIT 1").fetchone()
         columns = [c[1] for c in erp.execute("PRAGMA table_info(sales_orders)")]
@@ -336,9 +351,15 @@ def test_a_merge_re_checks_only_the_held_rows_that_can_come_out_differently(demo
     brought = {(str(r["order_no"]), int(r["line_no"])) for r in increment  # the raw values are text
                if r["_batch_id"] == tonight.batch_id and str(r["line_no"]).isdigit()}
     assert {k for k in orphans if k[0] == arriving} <= rechecked  # their order is among tonight's keys
-    assert by_reason["quantity not positive"] <= rechecked  # held by a rule: read every night
-    orders = set(changes.loc[changes["entity"] == "order", "k0"])  # held orders are re-checked too
+    orders = set(changes.loc[changes["entity"] == "order", "k0"])
     assert arriving in orders
+    assert str(dated_tomorrow) in orders  # its date is no longer after the as-of date
+    [orders_tonight] = [b for b in registered(warehouse, "raw_erp__sales_orders")
+                        if b.extract_date == str(d2)]
+    raw_orders = warehouse.read("raw_erp__sales_orders", ["_batch_id", "order_no"]).to_pylist()
+    waiting_orders = still_future - {str(r["order_no"]) for r in raw_orders
+                                     if r["_batch_id"] == orders_tonight.batch_id}
+    assert waiting_orders and not waiting_orders & orders  # the rule holds them still
     products = set(changes.loc[changes["entity"] == "product", "k0"])
     ruled = {k for reason, keys in by_reason.items() if " after " in reason or " not " in reason
              for k in keys}
@@ -349,9 +370,12 @@ def test_a_merge_re_checks_only_the_held_rows_that_can_come_out_differently(demo
     assert waiting and not waiting & rechecked
     duplicates = by_reason["duplicate of a newer row"] - brought - ruled - parent_tonight
     assert duplicates and not duplicates & rechecked
+    not_positive = by_reason["quantity not positive"] - brought - parent_tonight
+    assert not_positive and not not_positive & rechecked
     staged = set(zip(*warehouse.read("stg_order_line", ["order_id", "line_no"]).to_pydict().values(),
                      strict=True))
     assert {k for k in orphans if k[0] == arriving} <= staged
+    assert str(dated_tomorrow) in warehouse.read("stg_order", ["order_id"]).column("order_id").to_pylist()
 
 
 def _xref(warehouse: Warehouse) -> dict[tuple[str, str], str | None]:
