@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ from pipelines import duck  # noqa: E402
 from pipelines.demo.changes import simulate_day  # noqa: E402
 from tests.postgres_server import start_postgres  # noqa: E402
 
-D3 = date.fromordinal(D2.toordinal() + 1)  # a Friday: no maintenance night
+D3 = D2 + timedelta(days=1)  # a Friday: no maintenance night
 READY = ".profile-state-ready"  # written last: a state without it was not finished
 
 

@@ -551,7 +551,7 @@ def _held_may_change(entity: str, mapping: EntityMapping, merged_parents: set[st
     listed = ", ".join(f"'{p}'" for p in problems)
     held_for_itself = (f"list_has_all([{listed}]::VARCHAR[], string_split({REJECT}, '; '))"
                        if problems else "FALSE")
-    same_rule = f"(_rule IS NOT NULL AND {REJECT} = _rule)"
+    same_rule = f"{REJECT} = _rule"  # NULL when no rule holds: COALESCE reads it as may change
     may_change = f"NOT COALESCE({REJECT} IN ({', '.join(stable)}) OR {held_for_itself} OR {same_rule}, FALSE)"
     return " OR ".join([may_change, *arrived])
 
